@@ -1,0 +1,367 @@
+# SPDX-License-Identifier: MIT
+#
+# kgpt top-level Makefile, after the kernel's Kbuild conventions:
+# configuration targets (menuconfig, defconfig-NAME, ...) write .config;
+# .config becomes include/generated/autoconf.h + include/config/auto.conf;
+# every model object is compiled against that header, so the trainer is
+# specialised for exactly one configuration. `make help` lists everything.
+
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+.SUFFIXES:
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+srctree := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+ifneq ($(O),)
+objtree := $(abspath $(O))
+else
+objtree := $(srctree)
+endif
+export srctree
+
+KCONFIG_CONFIG := $(objtree)/.config
+export KCONFIG_CONFIG
+GEN        := $(objtree)/include/generated
+AUTOCONF   := $(objtree)/include/config/auto.conf
+AUTOHEADER := $(GEN)/autoconf.h
+KGPTHEADER := $(GEN)/kgpt_config.h
+CONFIGTEXT := $(GEN)/config_text.h
+BUILD      := $(objtree)/build
+CONF       := kconfig-conf
+MCONF      := kconfig-mconf
+NCONF      := kconfig-nconf
+KCONFIG_FILES := $(shell find $(srctree) -name 'Kconfig*' -not -path '*/build/*' \
+		   -not -path '*/.git/*' -not -path '*/out/*')
+
+DEFCONFIGS        := $(sort $(notdir $(wildcard $(srctree)/defconfigs/*)))
+DEFAULT_DEFCONFIG := gpt2-tiny
+
+# Offline data mirror for `make data` (tests and CI: ../shared/data).
+KGPT_DATA_MIRROR ?=
+export KGPT_DATA_MIRROR
+
+# Quiet build lines, V=1 for the full commands.
+ifeq ($(V),1)
+Q :=
+say := @:
+else
+Q := @
+say := @printf '  %-8s %s\n'
+endif
+
+# Time budget override: make TIME=60, or GPT2_MAX_TIME=600 make.
+TIME_OVERRIDE := $(or $(TIME),$(GPT2_MAX_TIME))
+
+CC       ?= gcc
+OPTFLAGS ?= -O3 -march=native
+CFLAGS   := -std=gnu11 $(OPTFLAGS) -fopenmp -g -Wall -Wextra -Wno-unused-parameter \
+	    -Wshadow -Wstrict-prototypes -MMD -MP $(EXTRA_CFLAGS)
+CPPFLAGS := -I$(srctree)/include -I$(srctree) -D_GNU_SOURCE
+LDLIBS   := -lopenblas -lpcre2-8 -lcjson -lm $(EXTRA_LDLIBS)
+LDFLAGS  := -fopenmp $(EXTRA_LDFLAGS)
+
+# --------------------------------------------------------------------------
+# Source lists: each directory's Kbuild fragment adds to these.
+lib-y   :=
+model-y :=
+prog-y  :=
+train-y :=
+include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild
+
+LIB_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(lib-y))
+LIB64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(lib-y))
+MODEL_OBJS  := $(patsubst %.c,$(BUILD)/model/%.o,$(model-y))
+LIBKGPT     := $(BUILD)/lib/libkgpt.a
+LIBKGPT64   := $(BUILD)/lib64/libkgpt64.a
+PROGS       := $(addprefix $(BUILD)/,$(prog-y))
+TRAINERS    := $(addprefix $(BUILD)/,$(train-y))
+UNIT_SRCS   := $(wildcard $(srctree)/tests/unit/test_*.c)
+UNIT_TESTS  := $(patsubst $(srctree)/tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+MODEL_TEST_SRCS := $(wildcard $(srctree)/tests/model/test_*.c)
+MODEL_TESTS := $(patsubst $(srctree)/tests/model/%.c,$(BUILD)/tests/model/%,$(MODEL_TEST_SRCS))
+
+# Targets that need no .config.
+no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
+	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
+	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
+	check-train check-asan tokenize prepare_data
+dot-config := 1
+ifneq ($(MAKECMDGOALS),)
+ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
+dot-config := 0
+endif
+endif
+
+ifeq ($(dot-config),1)
+-include $(AUTOCONF)
+endif
+unquote = $(subst ",,$(1))
+
+# --------------------------------------------------------------------------
+# The default target: build the trainer for .config, prepare data, train.
+PHONY += all
+all: build data
+	$(Q)cd $(srctree) && $(BUILD)/train_gpt2
+
+PHONY += build prepare
+build: $(TRAINERS) $(PROGS)
+
+# The generated configuration headers alone.
+prepare: $(AUTOCONF) $(KGPTHEADER) $(CONFIGTEXT)
+
+# --------------------------------------------------------------------------
+# Configuration
+
+# A missing .config: load the default defconfig first.
+$(KCONFIG_CONFIG):
+	@echo "*** No .config: loading defconfigs/$(DEFAULT_DEFCONFIG) (make list-defconfigs for others)"
+	$(Q)$(MAKE) -f $(srctree)/Makefile defconfig-$(DEFAULT_DEFCONFIG)
+
+# .config -> auto.conf + autoconf.h. The .config as the user left it is
+# kept as .config.request; if kconfig-conf would silently change any of
+# its values, that is reported and the user's file restored.
+$(AUTOCONF): $(KCONFIG_CONFIG) $(KCONFIG_FILES)
+	$(say) CONF "include/config/auto.conf"
+	$(Q)mkdir -p $(objtree)/include/config $(GEN)
+	$(Q)cp $(KCONFIG_CONFIG) $(objtree)/.config.request
+	$(Q)cd $(objtree) && $(CONF) -s --olddefconfig $(srctree)/Kconfig
+	$(Q)$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request \
+		$(KCONFIG_CONFIG) || { cp $(objtree)/.config.request $(KCONFIG_CONFIG); \
+		echo "*** .config has invalid values (above); it is unchanged. Fix them with make menuconfig." >&2; exit 1; }
+	$(Q)cd $(objtree) && $(CONF) -s --silentoldconfig $(srctree)/Kconfig
+	$(Q)rm -f $(objtree)/.config.request
+	$(Q)touch $(AUTOCONF)
+
+$(AUTOHEADER): $(AUTOCONF)
+	@:
+
+# Derived constants (floats, overrides). Rewritten only when it changes, so
+# `make TIME=60` rebuilds only what reads the time budget.
+$(KGPTHEADER): $(AUTOCONF) FORCE
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+		$(srctree)/scripts/gen-config.sh $(srctree) $(KCONFIG_CONFIG) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "  GEN      include/generated/kgpt_config.h"; fi
+
+# The .config text compiled into the trainer (--print-config, run folders).
+$(CONFIGTEXT): $(AUTOCONF) $(srctree)/scripts/gen-config-text.sh
+	$(say) GEN "include/generated/config_text.h"
+	$(Q)$(srctree)/scripts/gen-config-text.sh $(KCONFIG_CONFIG) $(AUTOHEADER) > $@
+
+# kconfig-conf with .config in $(objtree) and Kconfig paths from $(srctree).
+conf = cd $(objtree) && $(CONF) $(1) $(srctree)/Kconfig
+
+PHONY += menuconfig nconfig
+menuconfig nconfig:
+	@if ! [ -t 0 ] || ! [ -t 1 ]; then \
+		echo "*** make $@ needs an interactive terminal (at least 80x19)." >&2; \
+		echo "*** Without one, load a recipe (make list-defconfigs) or edit .config and run make olddefconfig." >&2; \
+		exit 1; fi
+	$(Q)mkdir -p $(objtree)
+	$(Q)cd $(objtree) && $(if $(filter menuconfig,$@),$(MCONF),$(NCONF)) $(srctree)/Kconfig
+
+PHONY += oldconfig olddefconfig alldefconfig
+oldconfig:
+	$(Q)$(call conf,--oldconfig)
+olddefconfig:
+	$(Q)mkdir -p $(objtree)
+	$(Q)if [ -f $(KCONFIG_CONFIG) ]; then cp $(KCONFIG_CONFIG) $(objtree)/.config.request; fi
+	$(Q)$(call conf,-s --olddefconfig)
+	$(Q)if [ -f $(objtree)/.config.request ]; then \
+		$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request $(KCONFIG_CONFIG) \
+		|| { cp $(objtree)/.config.request $(KCONFIG_CONFIG); exit 1; }; \
+		rm -f $(objtree)/.config.request; fi
+alldefconfig:
+	$(Q)mkdir -p $(objtree)
+	$(Q)$(call conf,-s --alldefconfig)
+
+PHONY += randconfig
+randconfig:
+	$(Q)mkdir -p $(objtree)
+	$(Q)$(call conf,-s --randconfig)
+
+PHONY += savedefconfig
+savedefconfig: $(KCONFIG_CONFIG)
+	$(Q)$(call conf,-s --savedefconfig=$(objtree)/defconfig)
+	@echo "  GEN      defconfig (minimal; copy it to defconfigs/NAME to make a recipe)"
+
+# Load a recipe: the defconfig must come out exactly as written.
+defconfig-%: $(srctree)/defconfigs/%
+	$(Q)$(srctree)/scripts/load-config.sh $(srctree) $(objtree) $< defconfig
+
+$(srctree)/defconfigs/%:
+	@echo "*** No recipe defconfigs/$*. Available: $(DEFCONFIGS)" >&2; exit 1
+
+# Apply a fragment (a few CONFIG_ lines) on top of the current .config.
+PHONY += mergeconfig
+mergeconfig:
+	@test -n "$(F)" || { echo "*** usage: make mergeconfig F=path/to/fragment" >&2; exit 1; }
+	$(Q)$(srctree)/scripts/load-config.sh $(srctree) $(objtree) $(F) merge
+
+PHONY += list-defconfigs
+list-defconfigs:
+	@for f in $(DEFCONFIGS); do \
+		printf '  defconfig-%-24s %s\n' "$$f" "$$(sed -n 's/^# *//p;q' $(srctree)/defconfigs/$$f)"; done
+
+# --------------------------------------------------------------------------
+# Compilation
+
+$(BUILD)/lib/%.o: $(srctree)/%.c
+	$(say) CC "$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/lib64/%.o: $(srctree)/%.c
+	$(say) CC64 "$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) -c $< -o $@
+
+$(BUILD)/model/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
+	$(say) CC "$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -I$(objtree)/include $(CFLAGS) -c $< -o $@
+
+$(LIBKGPT): $(LIB_OBJS)
+	$(say) AR "$(@F)"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBKGPT64): $(LIB64_OBJS)
+	$(say) AR "$(@F)"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Tools: gpt2/NAME.c with its own main().
+$(PROGS): $(BUILD)/%: $(BUILD)/lib/gpt2/%.o $(LIBKGPT)
+	$(say) LD "build/$*"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/lib/gpt2/%.o: $(srctree)/gpt2/%.c
+	$(say) CC "gpt2/$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Trainers: gpt2/NAME.c with main(), specialised by the configuration.
+$(TRAINERS): $(BUILD)/%: $(BUILD)/model/gpt2/%.o $(MODEL_OBJS) $(LIBKGPT)
+	$(say) LD "build/$*"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests: tests/unit/test_*.c; *_f64.c link the float64 library.
+$(BUILD)/tests/%_f64: $(srctree)/tests/unit/%_f64.c $(LIBKGPT64)
+	$(say) CC64 "tests/unit/$*_f64"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
+	$(say) CC "tests/unit/$*"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Model tests: tests/model/test_*.c against this configuration's model.
+$(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
+	$(say) CC "tests/model/$*"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -I$(objtree)/include $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+
+PHONY += lib tools unit-tests model-tests tokenize prepare_data
+lib: $(LIBKGPT) $(LIBKGPT64)
+tools: $(PROGS)
+tokenize: $(BUILD)/tokenize
+prepare_data: $(BUILD)/prepare_data
+unit-tests: $(UNIT_TESTS)
+model-tests: $(MODEL_TESTS) $(TRAINERS)
+
+# --------------------------------------------------------------------------
+# Data: the GPT-2 vocabulary and the configured dataset.
+DATA_DIR := $(call unquote,$(CONFIG_DATA_DIR))
+ifeq ($(DATA_DIR),)
+DATA_DIR := data
+endif
+DATA_PATH := $(if $(filter /%,$(DATA_DIR)),$(DATA_DIR),$(srctree)/$(DATA_DIR))
+VOCAB := $(DATA_PATH)/gpt2/encoder.json $(DATA_PATH)/gpt2/vocab.bpe
+TS    := $(DATA_PATH)/tinyshakespeare
+
+PHONY += data
+ifeq ($(CONFIG_GPT2_DATASET_TINYSHAKESPEARE),y)
+data: $(TS)/tinyshakespeare_val.bin
+else
+data: $(VOCAB)
+	@for p in "$(call unquote,$(CONFIG_GPT2_DATASET_TRAIN))" "$(call unquote,$(CONFIG_GPT2_DATASET_VAL))"; do \
+		case "$$p" in /*) g="$$p";; *) g="$(DATA_PATH)/$$p";; esac; \
+		ls $$g >/dev/null 2>&1 || { echo "*** No shards match $$g." >&2; \
+		echo "*** Prepare them (for FineWeb-Edu: llm.c's dev/data/fineweb.py --type edu) or set the paths in make menuconfig (Data)." >&2; exit 1; }; done
+endif
+
+$(VOCAB) &:
+	$(say) FETCH "$(DATA_DIR)/gpt2"
+	$(Q)$(srctree)/scripts/fetch-data.sh $(DATA_PATH)/gpt2 encoder.json vocab.bpe
+
+$(TS)/tinyshakespeare_val.bin: $(VOCAB) | $(BUILD)/prepare_data
+	$(say) FETCH "$(DATA_DIR)/tinyshakespeare"
+	$(Q)$(srctree)/scripts/fetch-data.sh $(TS) tinyshakespeare.txt
+	$(Q)$(BUILD)/prepare_data --input $(TS)/tinyshakespeare.txt --out $(TS) \
+		--name tinyshakespeare --vocab $(DATA_PATH)/gpt2
+
+# --------------------------------------------------------------------------
+# Tests
+
+PHONY += check
+check:
+	$(Q)$(srctree)/scripts/run-tests.sh
+
+# --------------------------------------------------------------------------
+PHONY += clean mrproper distclean
+clean:
+	$(say) CLEAN "build"
+	$(Q)rm -rf $(BUILD)
+
+mrproper distclean: clean
+	$(say) CLEAN ".config include/generated include/config"
+	$(Q)rm -rf $(objtree)/include/generated $(objtree)/include/config \
+		$(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old $(objtree)/defconfig \
+		$(objtree)/.config.request
+
+PHONY += help
+help:
+	@echo 'kgpt: a GPT-2 trainer specialised at compile time by Kconfig.'
+	@echo ''
+	@echo 'Configuration targets:'
+	@echo '  menuconfig        - Configure in a terminal menu (needs a terminal)'
+	@echo '  nconfig           - Same, ncurses nconf front end'
+	@echo '  oldconfig         - Ask for new symbols only'
+	@echo '  olddefconfig      - Fill new symbols with their defaults (checked)'
+	@echo '  savedefconfig     - Write a minimal ./defconfig from .config'
+	@echo '  defconfig-NAME    - Load the recipe defconfigs/NAME (checked)'
+	@echo '  list-defconfigs   - List the recipes'
+	@echo '  mergeconfig F=FILE- Apply a fragment of CONFIG_ lines to .config (checked)'
+	@echo '  randconfig        - A random configuration (KCONFIG_SEED=0x.. repeats one)'
+	@echo '  alldefconfig      - Every symbol at its default'
+	@echo ''
+	@echo 'Build and run:'
+	@echo '  all (default)     - Build the trainer for .config, prepare data, train'
+	@echo '  build             - Only build the trainer and tools under build/'
+	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
+	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
+	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'
+	@echo ''
+	@echo 'Tests:'
+	@echo '  check             - The whole test suite (unit, kconfig, model, trainer)'
+	@echo ''
+	@echo 'Cleaning:'
+	@echo '  clean             - Remove build/'
+	@echo '  mrproper          - Also remove .config and generated headers'
+	@echo ''
+	@echo 'Variables:'
+	@echo '  TIME=SECONDS      - Override CONFIG_GPT2_MAX_TIME for this build and run'
+	@echo '                      (GPT2_MAX_TIME=SECONDS in the environment does the same)'
+	@echo '  BASELINE=e/p/id   - Compare against this W&B run (CONFIG_BASELINE_RUN_ID)'
+	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'
+	@echo '  V=1               - Show full commands'
+	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
+	@echo ''
+	@echo 'Recipes:'
+	@$(MAKE) -f $(srctree)/Makefile list-defconfigs
+
+PHONY += FORCE
+FORCE:
+
+.PHONY: $(PHONY)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
