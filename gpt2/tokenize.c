@@ -14,10 +14,13 @@
  */
 #include "gpt2/tokenizer.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define WS	" \n\t\r\v\f"	/* separators between ids */
 
 static int usage(void)
 {
@@ -79,6 +82,15 @@ static int do_encode(struct tokenizer *t, const char *in, size_t len)
 	return 0;
 }
 
+static int bad_id(const char *p)
+{
+	size_t n = strcspn(p, WS);
+
+	fprintf(stderr, "tokenize: bad id \"%.*s\" (ids are 0..%d)\n",
+		(int)(n > 32 ? 32 : n), p, TOKENIZER_VOCAB - 1);
+	return -EINVAL;
+}
+
 /* Parse whitespace-separated decimal ids; -EINVAL on anything else. */
 static int parse_ids(const char *in, int **ids, size_t *n)
 {
@@ -90,19 +102,16 @@ static int parse_ids(const char *in, int **ids, size_t *n)
 		char *end;
 		long x;
 
-		while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' ||
-		       *p == '\v' || *p == '\f')
-			p++;
+		p += strspn(p, WS);
 		if (!*p)
 			break;
 		errno = 0;
 		x = strtol(p, &end, 10);
-		if (end == p || errno || x < 0 || x >= TOKENIZER_VOCAB ||
-		    (*end && !strchr(" \n\t\r\v\f", *end))) {
-			fprintf(stderr, "tokenize: bad id near \"%.20s\" (ids are 0..%d)\n",
-				p, TOKENIZER_VOCAB - 1);
+		if (!isdigit((unsigned char)*p) || end == p || errno ||
+		    x >= TOKENIZER_VOCAB ||
+		    (*end && !strchr(WS, *end))) {
 			free(v);
-			return -EINVAL;
+			return bad_id(p);
 		}
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 1024;
@@ -121,12 +130,16 @@ static int parse_ids(const char *in, int **ids, size_t *n)
 	return 0;
 }
 
-static int do_decode(struct tokenizer *t, const char *in)
+static int do_decode(struct tokenizer *t, const char *in, size_t in_len)
 {
 	size_t n, len;
 	char *out;
 	int *ids;
 
+	if (memchr(in, '\0', in_len)) {
+		fprintf(stderr, "tokenize: NUL byte in the ids on stdin\n");
+		return 1;
+	}
 	if (parse_ids(in, &ids, &n))
 		return 1;
 	if (tokenizer_decode(t, ids, n, &out, &len)) {
@@ -169,7 +182,7 @@ int main(int argc, char **argv)
 		tokenizer_free(&t);
 		return 1;
 	}
-	rc = encode ? do_encode(&t, in, len) : do_decode(&t, in);
+	rc = encode ? do_encode(&t, in, len) : do_decode(&t, in, len);
 	free(in);
 	tokenizer_free(&t);
 	if (fflush(stdout) || ferror(stdout)) {

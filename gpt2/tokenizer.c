@@ -26,7 +26,7 @@
 
 #define FETCH_HINT	"run `make data` (or scripts/fetch-data.sh DIR) to fetch it"
 
-#define CACHE_MAX_ENTRIES	(1u << 20)
+#define CACHE_MAX_ENTRIES	(1u << 18)	/* then cleared: <= ~20 MB */
 #define CACHE_MAX_KEY		256	/* longer pre-tokens are not cached */
 
 /* ---------------------------------------------------------------------
@@ -321,7 +321,8 @@ static int encoder_scan(struct tokenizer *t, const cJSON *root,
 			return vocab_corrupt(path, "a token is empty or too long");
 		blen = token_to_bytes(cp_to_byte, it->string, klen, tmp);
 		if (blen <= 0)
-			return vocab_corrupt(path, "a token has a character outside GPT-2's byte map");
+			return vocab_corrupt(path,
+					     "a token has a character outside GPT-2's byte map");
 		if (t->off[(int)v])
 			return vocab_corrupt(path, "two tokens share one id");
 		t->off[(int)v] = (uint32_t)blen;
