@@ -64,6 +64,7 @@ LDFLAGS  := -fopenmp $(EXTRA_LDFLAGS)
 # Source lists: each directory's Kbuild fragment adds to these.
 lib-y   :=
 model-y :=
+model64-y :=
 prog-y  :=
 train-y :=
 include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild
@@ -71,6 +72,7 @@ include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(lib-y))
 LIB64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(lib-y))
 MODEL_OBJS  := $(patsubst %.c,$(BUILD)/model/%.o,$(model-y))
+MODEL64_OBJS := $(patsubst %.c,$(BUILD)/model64/%.o,$(model64-y))
 LIBKGPT     := $(BUILD)/lib/libkgpt.a
 LIBKGPT64   := $(BUILD)/lib64/libkgpt64.a
 PROGS       := $(addprefix $(BUILD)/,$(prog-y))
@@ -125,7 +127,8 @@ $(AUTOCONF): $(KCONFIG_CONFIG) $(KCONFIG_FILES)
 	$(Q)mkdir -p $(objtree)/include/config $(GEN)
 	$(Q)cp $(KCONFIG_CONFIG) $(objtree)/.config.request
 	$(Q)cd $(objtree) && $(CONF) -s --olddefconfig $(srctree)/Kconfig
-	$(Q)$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request \
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+		$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request \
 		$(KCONFIG_CONFIG) || { cp $(objtree)/.config.request $(KCONFIG_CONFIG); \
 		echo "*** .config has invalid values (above); it is unchanged. Fix them with make menuconfig." >&2; exit 1; }
 	$(Q)cd $(objtree) && $(CONF) -s --silentoldconfig $(srctree)/Kconfig
@@ -220,6 +223,11 @@ $(BUILD)/model/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) -I$(objtree)/include $(CFLAGS) -c $< -o $@
 
+$(BUILD)/model64/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
+	$(say) CC64 "$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 -I$(objtree)/include $(CFLAGS) -c $< -o $@
+
 $(LIBKGPT): $(LIB_OBJS)
 	$(say) AR "$(@F)"
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -254,7 +262,13 @@ $(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Model tests: tests/model/test_*.c against this configuration's model.
+# Model tests: tests/model/test_*.c against this configuration's model;
+# *_f64.c against its float64 build (model64-y) for gradient checks.
+$(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(KGPTHEADER)
+	$(say) CC64 "tests/model/$*_f64"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 -I$(objtree)/include $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+
 $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)

@@ -14,7 +14,8 @@ srctree=$1
 objtree=$2
 file=$3
 mode=$4
-config=${KCONFIG_CONFIG:-$objtree/.config}
+config=$objtree/.config
+export srctree
 export KCONFIG_CONFIG=$config
 
 [ -r "$file" ] || { echo "*** Cannot read $file" >&2; exit 1; }
@@ -46,4 +47,4 @@ input=$(realpath "$input")
 	2> >(grep -v "override: reassigning to symbol" >&2) || restore
 "$srctree/scripts/kconfig-check.sh" "$srctree" "$file" "$config" || restore
 echo "  CONF     $(basename "$file") -> ${config#$srctree/}"
-make -f "$srctree/Makefile" ${O:+O=$objtree} prepare || restore "(header generation failed)"
+make -f "$srctree/Makefile" O="$objtree" prepare || restore "(header generation failed)"

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: MIT
+/*
+ * GPT-2 forward and backward on the CPU, specialised by gpt2/config.h.
+ *
+ * Block l (pre-LayerNorm, Radford et al. 2019):
+ *   res2 = x + Dropout(AttnProj(Attention(LN1(x))))
+ *   res3 = res2 + Dropout(MLP(LN2(res2)))
+ * then LNf and the LM head with cross-entropy over the 50257 real tokens.
+ * The mechanisms of ra/ replace Attention (KV-cache pruning) and MLP
+ * (R-MLP) at compile time; with them off this file calls none of their
+ * code.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt2/gpt2.h"
+#include "kernels/cpu/kernels.h"
+#include "kgpt/rng.h"
+
+#define C	GPT2_C
+#define L	GPT2_L
+#define NH	GPT2_NH
+#define DFF	GPT2_DFF
+#define V	GPT2_V
+#define VP	GPT2_VP
+
+#define LM_CHUNK 128	/* LM-head rows per chunk: scratch LM_CHUNK * Vp */
+
+/* ------------------------------------------------------------------------
+ * Mechanism hooks: attention and MLP. The default bodies are GPT-2's; the
+ * ra/ mechanisms take over here when Kconfig enables them.
+ */
+
+/* Dropout seed of site `site` of layer l for the micro-batch seed. */
+static uint64_t site_seed(uint64_t seed, int l, int site)
+{
+	uint64_t x = seed + 0x632be59bd9b4e019ULL * (uint64_t)(l * 8 + site + 1);
+
+	return kgpt_splitmix64(&x);
+}
+
+/* (B,T) attention of layer l: qkv -> atty, saving what backward needs. */
+static void attn_forward(struct gpt2 *m, int l, int B, int T, float p,
+			 uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+
+	attention_forward(a->atty, a->att_lse, a->qkv, B, T, C, NH, p, seed);
+}
+
+/* dqkv += d attention / d qkv given datty. */
+static void attn_backward(struct gpt2 *m, int l, int B, int T, float p,
+			  uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+
+	attention_backward(m->dqkv, m->datty, a->qkv, a->atty, a->att_lse, B,
+			   T, C, NH, p, seed);
+}
+
+/* MLP of layer l: ln2 (N,C) -> out (N,C); fch keeps the pre-activation. */
+static void mlp_forward(struct gpt2 *m, int l, real *out, int N)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	const real *fcb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCB) + (size_t)l * DFF : NULL;
+	const real *fcpb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCPROJB) + (size_t)l * C : NULL;
+
+	matmul_forward(a->fch, a->ln2, gpt2_param(m, P_FCW) + (size_t)l * DFF * C, fcb,
+		       N, C, DFF);
+	gelu_forward(m->dh, a->fch, (size_t)N * DFF);
+	matmul_forward(out, m->dh, gpt2_param(m, P_FCPROJW) + (size_t)l * C * DFF, fcpb,
+		       N, DFF, C);
+}
+
+/* dln (zeroed here) = d MLP / d ln2 given dout; parameter grads +=. */
+static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	size_t nd = (size_t)N * DFF;
+	real *h = m->dfch, *dh = m->dh;
+	real *dfcb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCB) + (size_t)l * DFF : NULL;
+	real *dfcpb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCPROJB) + (size_t)l * C : NULL;
+
+	gelu_forward(h, a->fch, nd);	/* recompute instead of storing */
+	memset(dh, 0, nd * sizeof(real));
+	matmul_backward(dh, gpt2_grad(m, P_FCPROJW) + (size_t)l * C * DFF, dfcpb, dout, h,
+			gpt2_param(m, P_FCPROJW) + (size_t)l * C * DFF, N, DFF, C);
+	memset(h, 0, nd * sizeof(real));
+	gelu_backward(h, a->fch, dh, nd);
+	memset(m->dln, 0, (size_t)N * C * sizeof(real));
+	matmul_backward(m->dln, gpt2_grad(m, P_FCW) + (size_t)l * DFF * C, dfcb, h, a->ln2,
+			gpt2_param(m, P_FCW) + (size_t)l * DFF * C, N, C, DFF);
+}
+
+/* ------------------------------------------------------------------------
+ * Parameters
+ */
+
+static void fill_tensor_table(struct gpt2_tensor_info *t)
+{
+	const size_t c = C, vp = VP, maxt = GPT2_MAXT, l = L, dff = DFF;
+	const size_t bias = GPT2_HAS_BIAS;
+	const struct gpt2_tensor_info table[GPT2_NUM_TENSORS] = {
+		[P_WTE]      = { "wte",      vp * c,          0, 1 },
+		[P_WPE]      = { "wpe",      maxt * c,        0, 1 },
+		[P_LN1W]     = { "ln1w",     l * c,           0, 0 },
+		[P_LN1B]     = { "ln1b",     l * c,           0, 0 },
+		[P_QKVW]     = { "qkvw",     l * 3 * c * c,   0, 1 },
+		[P_QKVB]     = { "qkvb",     bias * l * 3 * c, 0, 0 },
+		[P_ATTPROJW] = { "attprojw", l * c * c,       0, 1 },
+		[P_ATTPROJB] = { "attprojb", bias * l * c,    0, 0 },
+		[P_LN2W]     = { "ln2w",     l * c,           0, 0 },
+		[P_LN2B]     = { "ln2b",     l * c,           0, 0 },
+		[P_FCW]      = { "fcw",      l * dff * c,     0, 1 },
+		[P_FCB]      = { "fcb",      bias * l * dff,  0, 0 },
+		[P_FCPROJW]  = { "fcprojw",  l * c * dff,     0, 1 },
+		[P_FCPROJB]  = { "fcprojb",  bias * l * c,    0, 0 },
+		[P_LNFW]     = { "lnfw",     c,               0, 0 },
+		[P_LNFB]     = { "lnfb",     c,               0, 0 },
+		[P_LMHEAD]   = { "lm_head",  IS_ENABLED(CONFIG_GPT2_WEIGHT_TYING) ? 0 : vp * c, 0, 1 },
+		[P_MIXW]     = { "mixw",     0,               0, 1 },
+		[P_W_STD]    = { "w_std",    0,               0, 0 },
+		[P_W_REC]    = { "w_rec",    0,               0, 0 },
+		[P_GATE_ALPHA] = { "gate_alpha", 0,           0, 0 },
+		[P_KV_RHO]   = { "kv_rho",   0,               0, 0 },
+	};
+	size_t off = 0;
+
+	for (int i = 0; i < GPT2_NUM_TENSORS; i++) {
+		t[i] = table[i];
+		t[i].offset = off;
+		off += t[i].size;
+	}
+}
+
+static void init_normal(real *p, size_t n, float std, struct kgpt_rng *rng)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (real)(std * kgpt_rng_normal(rng));
+}
+
+static void init_const(real *p, size_t n, real v)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = v;
+}
+
+static void init_params(struct gpt2 *m, uint64_t seed)
+{
+	struct kgpt_rng rng;
+	const float std = 0.02f, res_std = 0.02f / sqrtf(2.0f * L);
+
+	kgpt_rng_seed(&rng, seed);
+	memset(m->params, 0, m->num_params * sizeof(real));
+	/* the padded rows V..Vp-1 of wte stay 0: never an input or a target */
+	init_normal(gpt2_param(m, P_WTE), (size_t)V * C, std, &rng);
+	init_normal(gpt2_param(m, P_WPE), m->tensors[P_WPE].size, std, &rng);
+	init_const(gpt2_param(m, P_LN1W), m->tensors[P_LN1W].size, 1);
+	init_normal(gpt2_param(m, P_QKVW), m->tensors[P_QKVW].size, std, &rng);
+	init_normal(gpt2_param(m, P_ATTPROJW), m->tensors[P_ATTPROJW].size, res_std, &rng);
+	init_const(gpt2_param(m, P_LN2W), m->tensors[P_LN2W].size, 1);
+	init_normal(gpt2_param(m, P_FCW), m->tensors[P_FCW].size, std, &rng);
+	init_normal(gpt2_param(m, P_FCPROJW), m->tensors[P_FCPROJW].size, res_std, &rng);
+	init_const(gpt2_param(m, P_LNFW), C, 1);
+	if (m->tensors[P_LMHEAD].size)
+		init_normal(gpt2_param(m, P_LMHEAD), (size_t)V * C, std, &rng);
+}
+
+/* ------------------------------------------------------------------------
+ * Memory plan
+ */
+
+/* Lay out (or, with base NULL, only count) the activations. */
+static size_t plan_acts(struct gpt2 *m, real *base)
+{
+	const size_t n = GPT2_N, b = GPT2_B, t = GPT2_T, c = C;
+	size_t off = 0;
+#define TAKE(ptr, count) do { if (base) (ptr) = base + off; off += (count); \
+			      off = (off + 15) & ~(size_t)15; } while (0)
+#define TAKE_INT(ptr, count) do { if (base) (ptr) = (int *)(base + off); \
+				  off += ((count) * sizeof(int) + sizeof(real) - 1) / sizeof(real); \
+				  off = (off + 15) & ~(size_t)15; } while (0)
+
+	TAKE_INT(m->inputs, n);
+	TAKE_INT(m->targets, n);
+	TAKE(m->encoded, n * c);
+	for (int l = 0; l < L; l++) {
+		struct gpt2_layer_acts *a = &m->layer[l];
+
+		TAKE(a->ln1, n * c);
+		TAKE(a->ln1_mean, n);
+		TAKE(a->ln1_rstd, n);
+		TAKE(a->qkv, n * 3 * c);
+		TAKE(a->atty, n * c);
+		TAKE(a->att_lse, b * NH * t);
+		TAKE(a->res2, n * c);
+		TAKE(a->ln2, n * c);
+		TAKE(a->ln2_mean, n);
+		TAKE(a->ln2_rstd, n);
+		TAKE(a->fch, n * DFF);
+		TAKE(a->res3, n * c);
+	}
+	TAKE(m->lnf, n * c);
+	TAKE(m->lnf_mean, n);
+	TAKE(m->lnf_rstd, n);
+	TAKE(m->losses, n);
+	TAKE(m->dres, n * c);
+	TAKE(m->dln, n * c);
+	TAKE(m->dqkv, n * 3 * c);
+	TAKE(m->datty, n * c);
+	TAKE(m->dfch, n * DFF);
+	TAKE(m->dh, n * DFF);
+	TAKE(m->branch, n * c);
+	TAKE(m->lm_scratch, (size_t)LM_CHUNK * VP);
+#undef TAKE
+#undef TAKE_INT
+	return off;
+}
+
+static void *xcalloc(size_t n, size_t size, const char *what)
+{
+	void *p = calloc(n, size);
+
+	if (!p)
+		fprintf(stderr, "kgpt: out of memory allocating %s (%.1f MiB); "
+			"lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE\n",
+			what, (double)n * size / (1 << 20));
+	return p;
+}
+
+int gpt2_init(struct gpt2 *m, uint64_t seed)
+{
+	memset(m, 0, sizeof(*m));
+	fill_tensor_table(m->tensors);
+	m->num_params = m->tensors[GPT2_NUM_TENSORS - 1].offset +
+			m->tensors[GPT2_NUM_TENSORS - 1].size;
+	m->num_trainable = m->num_params - (size_t)(VP - V) * C *
+			   (1 + (m->tensors[P_LMHEAD].size != 0));
+	m->params = xcalloc(m->num_params, sizeof(real), "parameters");
+	m->grads = xcalloc(m->num_params, sizeof(real), "gradients");
+	m->m = xcalloc(m->num_params, sizeof(float), "AdamW m");
+	m->v = xcalloc(m->num_params, sizeof(float), "AdamW v");
+	m->num_acts = plan_acts(m, NULL);
+	m->acts = xcalloc(m->num_acts, sizeof(real), "activations");
+	if (!m->params || !m->grads || !m->m || !m->v || !m->acts) {
+		gpt2_free(m);
+		return -ENOMEM;
+	}
+	plan_acts(m, m->acts);
+	m->lm_chunk = LM_CHUNK;
+	init_params(m, seed);
+	return 0;
+}
+
+void gpt2_free(struct gpt2 *m)
+{
+	free(m->params);
+	free(m->grads);
+	free(m->m);
+	free(m->v);
+	free(m->acts);
+	memset(m, 0, sizeof(*m));
+}
+
+size_t gpt2_bytes(const struct gpt2 *m)
+{
+	return m->num_params * (2 * sizeof(real) + 2 * sizeof(float)) +
+	       m->num_acts * sizeof(real);
+}
+
+/* ------------------------------------------------------------------------
+ * Forward
+ */
+
+static const real *layer_input(struct gpt2 *m, int l)
+{
+	return l == 0 ? m->encoded : m->layer[l - 1].res3;
+}
+
+static const real *head_weight(struct gpt2 *m)
+{
+	return m->tensors[P_LMHEAD].size ? gpt2_param(m, P_LMHEAD) : gpt2_param(m, P_WTE);
+}
+
+/* res = x + Dropout(branch), (N,C). */
+static void add_branch(real *res, const real *x, real *branch, size_t n, float p,
+		       uint64_t seed)
+{
+	if (p > 0.0f)
+		dropout_forward(branch, n, p, seed);
+	residual_forward(res, x, branch, n);
+}
+
+static void block_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	const int N = B * T;
+	const size_t nc = (size_t)N * C;
+	const real *x = layer_input(m, l);
+	const real *qkvb = GPT2_HAS_BIAS ? gpt2_param(m, P_QKVB) + (size_t)l * 3 * C : NULL;
+	const real *apb = GPT2_HAS_BIAS ? gpt2_param(m, P_ATTPROJB) + (size_t)l * C : NULL;
+
+	layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x,
+			  gpt2_param(m, P_LN1W) + (size_t)l * C,
+			  gpt2_param(m, P_LN1B) + (size_t)l * C, N, C);
+	matmul_forward(a->qkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C, qkvb,
+		       N, C, 3 * C);
+	attn_forward(m, l, B, T, p, site_seed(seed, l, 0));
+	matmul_forward(m->branch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+		       apb, N, C, C);
+	add_branch(a->res2, x, m->branch, nc, p, site_seed(seed, l, 1));
+
+	layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
+			  gpt2_param(m, P_LN2W) + (size_t)l * C,
+			  gpt2_param(m, P_LN2B) + (size_t)l * C, N, C);
+	mlp_forward(m, l, m->branch, N);
+	add_branch(a->res3, a->res2, m->branch, nc, p, site_seed(seed, l, 2));
+}
+
+/* Embeddings, all blocks and the final LayerNorm, with dropout p. */
+static void forward_trunk(struct gpt2 *m, const int *inputs, int B, int T, float p,
+			  uint64_t seed)
+{
+	const int N = B * T;
+
+	memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
+	encoder_forward(m->encoded, m->inputs, gpt2_param(m, P_WTE), gpt2_param(m, P_WPE),
+			B, T, C);
+	if (p > 0.0f)
+		dropout_forward(m->encoded, (size_t)N * C, p, site_seed(seed, L, 0));
+	for (int l = 0; l < L; l++)
+		block_forward(m, l, B, T, p, seed);
+	layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->layer[L - 1].res3,
+			  gpt2_param(m, P_LNFW), gpt2_param(m, P_LNFB), N, C);
+}
+
+static float mean_loss(const real *losses, int N)
+{
+	double s = 0;
+
+	for (int i = 0; i < N; i++)
+		s += losses[i];
+	return (float)(s / N);
+}
+
+float gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B, int T)
+{
+	const int N = B * T;
+
+	forward_trunk(m, inputs, B, T, 0.0f, 0);
+	if (!targets)
+		return 0.0f;
+	memcpy(m->targets, targets, (size_t)N * sizeof(int));
+	lm_head_forward(m->losses, m->lnf, head_weight(m), m->targets, N, C, V, VP,
+			m->lm_scratch, m->lm_chunk);
+	return mean_loss(m->losses, N);
+}
+
+void gpt2_logits(struct gpt2 *m, int row, float *logits)
+{
+	real *out = (real *)m->lm_scratch;
+
+	matmul_forward(out, m->lnf + (size_t)row * C, head_weight(m), NULL, 1, C, VP);
+	for (int i = 0; i < VP; i++)
+		logits[i] = (float)out[i];
+}
+
+/* ------------------------------------------------------------------------
+ * Backward (one layer's activation gradients at a time; m->dres carries
+ * the gradient of the residual stream downwards)
+ */
+
+/* The gradient of a branch behind dropout: dres itself, or a masked copy. */
+static const real *branch_grad(struct gpt2 *m, size_t n, float p, uint64_t seed)
+{
+	if (p == 0.0f)
+		return m->dres;
+	memcpy(m->branch, m->dres, n * sizeof(real));
+	dropout_backward(m->branch, n, p, seed);
+	return m->branch;
+}
+
+static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	const int B = GPT2_B, T = GPT2_T, N = GPT2_N;
+	const size_t nc = (size_t)N * C;
+	const real *dbranch;
+	real *dqkvb = GPT2_HAS_BIAS ? gpt2_grad(m, P_QKVB) + (size_t)l * 3 * C : NULL;
+	real *dapb = GPT2_HAS_BIAS ? gpt2_grad(m, P_ATTPROJB) + (size_t)l * C : NULL;
+
+	/* MLP branch: dres = d/d res3 on entry, d/d res2 after. */
+	dbranch = branch_grad(m, nc, p, site_seed(seed, l, 2));
+	mlp_backward(m, l, dbranch, N);
+	layernorm_backward(m->dres, gpt2_grad(m, P_LN2W) + (size_t)l * C,
+			   gpt2_grad(m, P_LN2B) + (size_t)l * C, m->dln, a->res2,
+			   gpt2_param(m, P_LN2W) + (size_t)l * C, a->ln2_mean, a->ln2_rstd, N, C);
+
+	/* Attention branch: dres becomes d/d x. */
+	dbranch = branch_grad(m, nc, p, site_seed(seed, l, 1));
+	memset(m->datty, 0, nc * sizeof(real));
+	matmul_backward(m->datty, gpt2_grad(m, P_ATTPROJW) + (size_t)l * C * C, dapb,
+			dbranch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+			N, C, C);
+	memset(m->dqkv, 0, 3 * nc * sizeof(real));
+	attn_backward(m, l, B, T, p, site_seed(seed, l, 0));
+	memset(m->dln, 0, nc * sizeof(real));
+	matmul_backward(m->dln, gpt2_grad(m, P_QKVW) + (size_t)l * 3 * C * C, dqkvb,
+			m->dqkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
+			N, C, 3 * C);
+	layernorm_backward(m->dres, gpt2_grad(m, P_LN1W) + (size_t)l * C,
+			   gpt2_grad(m, P_LN1B) + (size_t)l * C, m->dln, layer_input(m, l),
+			   gpt2_param(m, P_LN1W) + (size_t)l * C, a->ln1_mean, a->ln1_rstd, N, C);
+}
+
+float gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targets,
+			    float grad_scale, uint64_t seed)
+{
+	const int B = GPT2_B, T = GPT2_T, N = GPT2_N;
+	const size_t nc = (size_t)N * C;
+	const float p = GPT2_DROPOUT;
+	real *dhead = m->tensors[P_LMHEAD].size ? gpt2_grad(m, P_LMHEAD) : gpt2_grad(m, P_WTE);
+
+	forward_trunk(m, inputs, B, T, p, seed);
+	memcpy(m->targets, targets, (size_t)N * sizeof(int));
+
+	memset(m->dln, 0, nc * sizeof(real));
+	lm_head_forward_backward(m->losses, m->dln, dhead, m->lnf, head_weight(m), m->targets,
+				 (real)grad_scale / N, N, C, V, VP, m->lm_scratch, m->lm_chunk);
+	memset(m->dres, 0, nc * sizeof(real));
+	layernorm_backward(m->dres, gpt2_grad(m, P_LNFW), gpt2_grad(m, P_LNFB), m->dln,
+			   m->layer[L - 1].res3, gpt2_param(m, P_LNFW), m->lnf_mean,
+			   m->lnf_rstd, N, C);
+	for (int l = L - 1; l >= 0; l--)
+		block_backward(m, l, p, seed);
+	if (p > 0.0f)
+		dropout_backward(m->dres, nc, p, site_seed(seed, L, 0));
+	encoder_backward(gpt2_grad(m, P_WTE), gpt2_grad(m, P_WPE), m->dres, m->inputs, B, T, C);
+	return mean_loss(m->losses, N);
+}
+
+/* ------------------------------------------------------------------------
+ * Optimizer
+ */
+
+void gpt2_zero_grad(struct gpt2 *m)
+{
+	memset(m->grads, 0, m->num_params * sizeof(real));
+}
+
+float gpt2_clip_grad(struct gpt2 *m, float clip)
+{
+	float norm = (float)sqrt(sumsq(m->grads, m->num_params));
+
+	if (clip > 0.0f && norm > clip)
+		scale_inplace(m->grads, m->num_params, (real)(clip / (norm + 1e-6f)));
+	return norm;
+}
+
+/* Frozen tensors: LayerNorm biases of a model configured without biases. */
+static int tensor_frozen(int t)
+{
+	return !GPT2_HAS_BIAS && (t == P_LN1B || t == P_LN2B || t == P_LNFB);
+}
+
+void gpt2_update(struct gpt2 *m, float lr)
+{
+	m->step++;
+	for (int t = 0; t < GPT2_NUM_TENSORS; t++) {
+		const struct gpt2_tensor_info *ti = &m->tensors[t];
+		size_t o = ti->offset;
+
+		if (!ti->size || tensor_frozen(t))
+			continue;
+#ifdef KGPT_F64
+		(void)o;	/* the float64 build is for gradient tests only */
+#else
+		adamw_update(m->params + o, m->grads + o, m->m + o, m->v + o, ti->size, lr,
+			     GPT2_BETA1, GPT2_BETA2, GPT2_EPS, ti->decay ? GPT2_WD : 0.0f,
+			     m->step);
+#endif
+	}
+}
+
+double gpt2_flops_per_token(void)
+{
+	double mm = (double)L * (4.0 * C * C + 2.0 * C * DFF) + (double)VP * C;
+
+	return 6.0 * mm + 12.0 * L * C * GPT2_T;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * GPT-2 (Radford et al. 2019) specialised at compile time by gpt2/config.h.
+ *
+ * Parameters live in one allocation, sliced into named tensors by a table
+ * (gpt2_tensor_info); the first GPT2_LLMC_TENSORS are llm.c's layout in
+ * llm.c's order, so the float32 checkpoint is one write. Activations live
+ * in a second allocation planned once; nothing is allocated per step.
+ * Backward keeps gradients of one layer's activations at a time.
+ */
+#ifndef KGPT_GPT2_H
+#define KGPT_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "gpt2/config.h"
+#include "kgpt/real.h"
+
+enum gpt2_tensor {
+	/* llm.c's 16 tensors, in its order (checkpoint format 20240326) */
+	P_WTE, P_WPE, P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB,
+	P_LN2W, P_LN2B, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB, P_LNFW, P_LNFB,
+	/* kgpt's own, saved in the kgpt state file */
+	P_LMHEAD,	/* (Vp, C) untied head; empty with weight tying */
+	P_MIXW,		/* R-MLP mixer, per layer (R_l, R_l) */
+	P_W_STD,	/* R-MLP w_std (L) */
+	P_W_REC,	/* R-MLP w_rec (L) */
+	P_GATE_ALPHA,	/* R-MLP gate_alpha (L) */
+	P_KV_RHO,	/* KV pruning learned keep ratio rho (L) */
+	GPT2_NUM_TENSORS
+};
+#define GPT2_LLMC_TENSORS	16
+
+struct gpt2_tensor_info {
+	const char *name;	/* PyTorch-style short name, e.g. "qkvw" */
+	size_t size;		/* elements; 0 when the configuration has none */
+	size_t offset;		/* into gpt2.params */
+	int decay;		/* 1: a 2-D weight matrix, weight-decayed */
+};
+
+/* Saved activations of one block (pointers into gpt2.acts). */
+struct gpt2_layer_acts {
+	real *ln1, *ln1_mean, *ln1_rstd;	/* (N,C), (N), (N) */
+	real *qkv;				/* (N,3C) */
+	real *atty;				/* (N,C) attention output */
+	real *att_lse;				/* (B,NH,T) row log-sum-exp */
+	int *kv_evict;				/* (B,NH,T) KV pruning: eviction step */
+	real *res2;				/* (N,C) x + attention branch */
+	real *ln2, *ln2_mean, *ln2_rstd;	/* (N,C), (N), (N) */
+	real *fch;				/* (N,D_ff) MLP pre-activation */
+	real *mlp_saved;			/* R-MLP extra saved activations */
+	real *res3;				/* (N,C) block output */
+};
+
+struct gpt2 {
+	struct gpt2_tensor_info tensors[GPT2_NUM_TENSORS];
+	real *params;		/* num_params */
+	real *grads;		/* num_params */
+	float *m, *v;		/* AdamW moments, num_params */
+	size_t num_params;	/* all, including the padded vocabulary rows */
+	size_t num_trainable;	/* excluding padded rows (the reported count) */
+
+	real *acts;		/* one allocation for everything below */
+	size_t num_acts;
+	int *inputs, *targets;	/* (B,T) copies of the current batch */
+	real *encoded;		/* (N,C) embeddings = input of block 0 */
+	struct gpt2_layer_acts layer[GPT2_L];
+	real *lnf, *lnf_mean, *lnf_rstd;
+	real *losses;		/* (N) per-token loss */
+	/* backward scratch, one layer at a time */
+	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
+	int lm_chunk;
+
+	int step;		/* optimizer steps taken (AdamW t) */
+	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */
+};
+
+/* Tensor t of the parameters / gradients. */
+static inline real *gpt2_param(struct gpt2 *m, enum gpt2_tensor t)
+{
+	return m->params + m->tensors[t].offset;
+}
+
+static inline real *gpt2_grad(struct gpt2 *m, enum gpt2_tensor t)
+{
+	return m->grads + m->tensors[t].offset;
+}
+
+/* Allocate everything and initialise as GPT-2 does: weights N(0, 0.02),
+ * residual output projections N(0, 0.02/sqrt(2 n_layer)), biases 0,
+ * LayerNorm gains 1, R-MLP gates at geometric init, padded vocabulary rows
+ * 0. Returns 0 or -ENOMEM (with a message giving the bytes asked for). */
+int gpt2_init(struct gpt2 *m, uint64_t seed);
+void gpt2_free(struct gpt2 *m);
+
+/* Evaluation forward (no dropout) of inputs (B,T) ids, B <= GPT2_B,
+ * T <= GPT2_T. With targets (B,T): returns the mean cross-entropy in nats
+ * and fills m->losses; without (NULL): returns 0 and leaves m->lnf ready
+ * for gpt2_logits(). */
+float gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
+		   int B, int T);
+
+/* Training micro-batch: forward with dropout (masks from dropout_seed) and
+ * backward of loss * grad_scale, ACCUMULATING into m->grads. inputs and
+ * targets are (GPT2_B, GPT2_T). Returns the mean cross-entropy (without
+ * auxiliary losses). */
+float gpt2_forward_backward(struct gpt2 *m, const int *inputs,
+			    const int *targets, float grad_scale,
+			    uint64_t dropout_seed);
+
+/* Logits (Vp) of row `row` of the last gpt2_forward() without targets. */
+void gpt2_logits(struct gpt2 *m, int row, float *logits);
+
+void gpt2_zero_grad(struct gpt2 *m);
+/* Global L2 norm of the gradients; if clip > 0 and it is larger, scale the
+ * gradients down to norm clip. Returns the norm before clipping. */
+float gpt2_clip_grad(struct gpt2 *m, float clip);
+/* One AdamW step with learning rate lr (weight decay on 2-D weights). */
+void gpt2_update(struct gpt2 *m, float lr);
+
+/* Model FLOPs per token for forward + backward: 6 * (matmul parameters) +
+ * attention 12 * L * C * T (Kaplan et al. 2020, PaLM appendix B). */
+double gpt2_flops_per_token(void);
+
+/* Bytes of parameters, gradients, optimizer state and activations. */
+size_t gpt2_bytes(const struct gpt2 *m);
+
+#endif /* KGPT_GPT2_H */

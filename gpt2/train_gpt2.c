@@ -1,0 +1,616 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kgpt trainer: trains the GPT-2 of the compiled-in configuration
+ * (gpt2/config.h) and writes a run folder:
+ *
+ *   OUTPUT_DIR/<project>-<date>-<time>/
+ *     config, autoconf.h     the configuration it was built from
+ *     metrics.jsonl          one JSON object per log or eval line
+ *     summary.json           final figures and the configuration
+ *     checkpoints/           model (llm.c format) + kgpt state
+ *     sample.txt             a short generated sample
+ *     loss.png               train/val loss (gnuplot, when installed)
+ *   OUTPUT_DIR/latest -> that folder
+ *
+ * Usage: train_gpt2 [--print-config] [--help]. Everything else is decided
+ * by Kconfig at build time; `make TIME=60` overrides the time budget.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gpt2/gpt2.h"
+#include "gpt2/dataloader.h"
+#include "gpt2/tokenizer.h"
+#include "gpt2/train.h"
+#include "kgpt/rng.h"
+#include <generated/config_text.h>
+
+#define EVAL_T		GPT2_T
+#define SAMPLE_TOKENS	64
+
+/* ------------------------------------------------------------------------
+ * Small utilities
+ */
+
+double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+size_t peak_rss_bytes(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (size_t)ru.ru_maxrss * 1024;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (fputs(text, f) < 0)
+		rc = -EIO;
+	if (fclose(f) && !rc)
+		rc = -errno;
+	if (rc)
+		fprintf(stderr, "kgpt: error writing %s: %s\n", path, strerror(-rc));
+	return rc;
+}
+
+/* A path from Kconfig: relative ones are relative to DATA_DIR. */
+static void data_path(char *out, size_t len, const char *p)
+{
+	if (p[0] == '/')
+		snprintf(out, len, "%s", p);
+	else
+		snprintf(out, len, "%s/%s", CONFIG_DATA_DIR, p);
+}
+
+/* ------------------------------------------------------------------------
+ * Learning-rate schedule: linear warmup over GPT2_WARMUP_STEPS, then cosine
+ * decay to GPT2_MIN_LR over the budget. The budget fraction is the larger
+ * of elapsed/KGPT_MAX_TIME and step/GPT2_MAX_ITERS (whichever bound ends
+ * the run first).
+ */
+double budget_fraction(int step, double elapsed)
+{
+	const double max_time = KGPT_MAX_TIME, max_iters = CONFIG_GPT2_MAX_ITERS;
+	double f = 0.0;
+
+	if (max_time > 0)
+		f = elapsed / max_time;
+	if (max_iters > 0 && step / max_iters > f)
+		f = step / max_iters;
+	return f < 1.0 ? f : 1.0;
+}
+
+float lr_at(int step, double frac)
+{
+	const int warmup = CONFIG_GPT2_WARMUP_STEPS;
+
+	if (step < warmup)
+		return GPT2_LR * (step + 1) / warmup;
+	if (!IS_ENABLED(CONFIG_GPT2_DECAY_LR))
+		return GPT2_LR;
+	return GPT2_MIN_LR + 0.5f * (GPT2_LR - GPT2_MIN_LR) * (1.0f + cosf((float)M_PI * frac));
+}
+
+/* ------------------------------------------------------------------------
+ * Evaluation: mean loss over the same EVAL_SAMPLES validation batches.
+ */
+float evaluate(struct train *tr)
+{
+	double sum = 0.0;
+	int n = 0;
+
+	size_t batches = dataloader_batches(&tr->val);
+
+	dataloader_reset(&tr->val);
+	for (size_t i = 0; i < CONFIG_GPT2_EVAL_SAMPLES && i < batches; i++) {
+		if (dataloader_next(&tr->val, tr->inputs, tr->targets))
+			break;
+		sum += gpt2_forward(&tr->model, tr->inputs, tr->targets, GPT2_B, EVAL_T);
+		n++;
+	}
+	return n ? (float)(sum / n) : NAN;
+}
+
+/* ------------------------------------------------------------------------
+ * Metrics: metrics.jsonl gets one object per log/eval line, flushed at once.
+ */
+static void metrics_write(struct train *tr, cJSON *obj)
+{
+	char *s = cJSON_PrintUnformatted(obj);
+
+	if (s && tr->metrics) {
+		fprintf(tr->metrics, "%s\n", s);
+		fflush(tr->metrics);
+	}
+	free(s);
+	cJSON_Delete(obj);
+}
+
+static cJSON *metrics_base(struct train *tr, const char *type)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "type", type);
+	cJSON_AddNumberToObject(o, "iter", tr->step);
+	cJSON_AddNumberToObject(o, "tokens", (double)tr->tokens);
+	cJSON_AddNumberToObject(o, "elapsed_s", tr->elapsed);
+	return o;
+}
+
+static void log_train(struct train *tr, float lr, float norm, double tok_s)
+{
+	cJSON *o = metrics_base(tr, "train");
+	float loss = tr->log_loss_sum / tr->log_loss_n;
+
+	tr->train_loss = loss;
+	cJSON_AddNumberToObject(o, "lr", lr);
+	cJSON_AddNumberToObject(o, "train_loss", loss);
+	cJSON_AddNumberToObject(o, "train_perplexity", exp(loss));
+	cJSON_AddNumberToObject(o, "tokens_per_s", tok_s);
+	cJSON_AddNumberToObject(o, "grad_norm", norm);
+	train_log_mechanisms(tr, o);
+	metrics_write(tr, o);
+	tr->log_loss_sum = 0;
+	tr->log_loss_n = 0;
+}
+
+static void log_eval(struct train *tr, float val_loss)
+{
+	cJSON *o = metrics_base(tr, "eval");
+
+	tr->val_loss = val_loss;
+	if (val_loss < tr->best_val_loss)
+		tr->best_val_loss = val_loss;
+	cJSON_AddNumberToObject(o, "val_loss", val_loss);
+	cJSON_AddNumberToObject(o, "val_perplexity", exp(val_loss));
+	cJSON_AddNumberToObject(o, "best_val_loss", tr->best_val_loss);
+	metrics_write(tr, o);
+}
+
+/* ------------------------------------------------------------------------
+ * Console: a progress line with ETA, and a summary at the end.
+ */
+static void fmt_time(char *buf, size_t len, double s)
+{
+	if (s < 0 || !isfinite(s))
+		snprintf(buf, len, "?");
+	else if (s < 120)
+		snprintf(buf, len, "%.0fs", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%.0fm%02.0fs", floor(s / 60), fmod(s, 60));
+	else
+		snprintf(buf, len, "%.0fh%02.0fm", floor(s / 3600), fmod(s / 60, 60));
+}
+
+static void progress(struct train *tr, float loss, float lr, double tok_s)
+{
+	char eta[32], el[32];
+	double frac = budget_fraction(tr->step, tr->elapsed);
+
+	fmt_time(el, sizeof(el), tr->elapsed);
+	fmt_time(eta, sizeof(eta), frac > 0 ? tr->elapsed * (1 - frac) / frac : -1);
+	printf("%sstep %6d | loss %.4f | lr %.2e | %7.0f tok/s | %s elapsed | %3.0f%% | ETA %s%s",
+	       tr->tty ? "\r" : "", tr->step, loss, lr, tok_s, el, 100 * frac, eta,
+	       tr->tty ? "   " : "\n");
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------
+ * Run folder
+ */
+static int open_run_dir(struct train *tr)
+{
+	char stamp[64], latest[4200], tmp[4200];
+	time_t t = time(NULL);
+	int rc;
+
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime(&t));
+	for (int i = 0; i < 100; i++) {
+		snprintf(tr->run_dir, sizeof(tr->run_dir), "%s/%s-%s%s%.0d", CONFIG_OUTPUT_DIR,
+			 CONFIG_TRACKER_PROJECT, stamp, i ? "-" : "", i);
+		if (access(tr->run_dir, F_OK))
+			break;
+	}
+	rc = mkdir_p(tr->run_dir);
+	if (rc) {
+		fprintf(stderr, "kgpt: cannot create the run folder %s: %s\n"
+			"kgpt: check CONFIG_OUTPUT_DIR (\"%s\") is writable (make menuconfig, Output)\n",
+			tr->run_dir, strerror(-rc), CONFIG_OUTPUT_DIR);
+		return rc;
+	}
+	if (write_file(tr->run_dir, "config", kgpt_config_text) ||
+	    write_file(tr->run_dir, "autoconf.h", kgpt_autoconf_text))
+		return -EIO;
+	snprintf(latest, sizeof(latest), "%s/latest", CONFIG_OUTPUT_DIR);
+	snprintf(tmp, sizeof(tmp), "%s/.latest.%d", CONFIG_OUTPUT_DIR, (int)getpid());
+	if (symlink(strrchr(tr->run_dir, '/') + 1, tmp) == 0 && rename(tmp, latest))
+		unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/metrics.jsonl", tr->run_dir);
+	tr->metrics = fopen(tmp, "a");
+	if (!tr->metrics) {
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", tmp, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Sample: SAMPLE_TOKENS tokens after <|endoftext|>, sampled from the
+ * model's distribution with the run's seed (no KV cache: the forward pass
+ * reruns on the growing context, cheap for this length).
+ */
+static void write_sample(struct train *tr)
+{
+	int ctx[GPT2_T];
+	float *logits = malloc(GPT2_VP * sizeof(float));
+	struct kgpt_rng rng;
+	char *text = NULL, *clean;
+	size_t len;
+	int n = 1;
+
+	if (!logits || !tr->tok_ok)
+		goto out;
+	kgpt_rng_seed(&rng, CONFIG_SEED + 7);
+	ctx[0] = GPT2_EOT;
+	while (n < SAMPLE_TOKENS + 1 && n < GPT2_T) {
+		double sum = 0, r, acc = 0, mx = -INFINITY;
+		int next = 0;
+
+		gpt2_forward(&tr->model, ctx, NULL, 1, n);
+		gpt2_logits(&tr->model, n - 1, logits);
+		for (int i = 0; i < GPT2_V; i++)
+			mx = logits[i] > mx ? logits[i] : mx;
+		for (int i = 0; i < GPT2_V; i++)
+			sum += exp(logits[i] - mx);
+		r = kgpt_rng_uniform(&rng) * sum;
+		for (next = 0; next < GPT2_V - 1; next++) {
+			acc += exp(logits[next] - mx);
+			if (acc > r)
+				break;
+		}
+		ctx[n++] = next;
+	}
+	if (tokenizer_decode(&tr->tok, ctx + 1, n - 1, &text, &len))
+		goto out;
+	clean = utf8_sanitize(text, len);
+	if (clean) {
+		write_file(tr->run_dir, "sample.txt", clean);
+		printf("\n--- sample (%d tokens) ---\n%s\n---\n", n - 1, clean);
+		free(clean);
+	}
+out:
+	free(text);
+	free(logits);
+}
+
+/* ------------------------------------------------------------------------
+ * Loss plot through gnuplot, when it is installed.
+ */
+static void write_plot(struct train *tr)
+{
+	char cmd[8400];
+
+	if (system("command -v gnuplot >/dev/null 2>&1")) {
+		printf("kgpt: gnuplot not found, no loss.png (apt-get install gnuplot-nox); "
+		       "the data is in %s/metrics.jsonl\n", tr->run_dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && "
+		 "sed -n 's/.*\"type\":\"train\",\"iter\":\\([0-9.e+-]*\\),.*\"train_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .train.dat && "
+		 "sed -n 's/.*\"type\":\"eval\",\"iter\":\\([0-9.e+-]*\\),.*\"val_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .val.dat && "
+		 "gnuplot -e \"set terminal png size 900,540; set output 'loss.png'; "
+		 "set title '%s: loss'; set xlabel 'step'; set ylabel 'cross-entropy (nats)'; set grid; "
+		 "plot '.train.dat' with lines lw 2 title 'train\\_loss', "
+		 "'.val.dat' with linespoints lw 2 pt 7 title 'val\\_loss'\" 2>/dev/null; "
+		 "rm -f .train.dat .val.dat", tr->run_dir, CONFIG_TRACKER_PROJECT);
+	if (system(cmd))
+		printf("kgpt: gnuplot failed; no loss.png\n");
+}
+
+/* ------------------------------------------------------------------------
+ * summary.json and the console summary
+ */
+static cJSON *config_json(void)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *p = kgpt_config_text;
+
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		char line[1024];
+		char *eq;
+
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
+		eq = strchr(line, '=');
+		if (!strncmp(line, "CONFIG_", 7) && eq) {
+			char *v = eq + 1;
+			size_t vl = strlen(v);
+
+			*eq = 0;
+			if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+				v[vl - 1] = 0;
+				cJSON_AddStringToObject(o, line + 7, v + 1);
+			} else if (!strcmp(v, "y")) {
+				cJSON_AddTrueToObject(o, line + 7);
+			} else {
+				cJSON_AddNumberToObject(o, line + 7, atof(v));
+			}
+		}
+		p += n + (e ? 1 : 0);
+	}
+	return o;
+}
+
+static void write_summary(struct train *tr)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddNumberToObject(o, "val_loss", tr->val_loss);
+	cJSON_AddNumberToObject(o, "val_perplexity", exp(tr->val_loss));
+	cJSON_AddNumberToObject(o, "train_loss", tr->train_loss);
+	cJSON_AddNumberToObject(o, "train_perplexity", exp(tr->train_loss));
+	cJSON_AddNumberToObject(o, "best_val_loss", tr->best_val_loss);
+	cJSON_AddNumberToObject(o, "best_perplexity", exp(tr->best_val_loss));
+	cJSON_AddNumberToObject(o, "iters", tr->step);
+	cJSON_AddNumberToObject(o, "tokens", (double)tr->tokens);
+	cJSON_AddNumberToObject(o, "wall_s", tr->elapsed);
+	cJSON_AddNumberToObject(o, "tokens_per_s", tr->elapsed > 0 ? tr->tokens / tr->elapsed : 0);
+	cJSON_AddNumberToObject(o, "params", (double)tr->model.num_trainable);
+	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)peak_rss_bytes());
+	cJSON_AddStringToObject(o, "stopped_by", tr->stop_reason);
+	train_summary_mechanisms(tr, o);
+	cJSON_AddItemToObject(o, "config", config_json());
+	s = cJSON_Print(o);
+	if (s)
+		write_file(tr->run_dir, "summary.json", s);
+	free(s);
+	cJSON_Delete(o);
+}
+
+static void print_summary(struct train *tr)
+{
+	char el[32];
+
+	fmt_time(el, sizeof(el), tr->elapsed);
+	printf("\n==================== kgpt summary ====================\n");
+	printf("  run             %s\n", tr->run_dir);
+	printf("  model           n_layer %d, n_head %d, n_embd %d, block_size %d, %.2fM params\n",
+	       GPT2_L, GPT2_NH, GPT2_C, GPT2_T, tr->model.num_trainable / 1e6);
+	printf("  trained         %d steps, %.2fM tokens in %s (%.0f tokens/s), stopped by %s\n",
+	       tr->step, tr->tokens / 1e6, el, tr->elapsed > 0 ? tr->tokens / tr->elapsed : 0,
+	       tr->stop_reason);
+	printf("  train_loss      %.4f  (perplexity %.2f)\n", tr->train_loss, exp(tr->train_loss));
+	printf("  val_loss        %.4f  (perplexity %.2f)\n", tr->val_loss, exp(tr->val_loss));
+	printf("  best_val_loss   %.4f  (perplexity %.2f)\n", tr->best_val_loss,
+	       exp(tr->best_val_loss));
+	printf("  peak RSS        %.1f MiB\n", peak_rss_bytes() / 1048576.0);
+	train_print_mechanisms(tr);
+	printf("  files           summary.json metrics.jsonl sample.txt loss.png checkpoints/\n");
+	printf("======================================================\n");
+}
+
+/* ------------------------------------------------------------------------
+ * Checkpoints
+ */
+static void train_after_step(struct train *tr)
+{
+}
+
+static void train_finish(struct train *tr)
+{
+}
+
+/* ------------------------------------------------------------------------
+ * Training
+ */
+static int setup(struct train *tr)
+{
+	char train_pat[4096], val_pat[4096], vocab[4096];
+	int rc;
+
+	tr->tty = isatty(STDOUT_FILENO);
+	tr->best_val_loss = INFINITY;
+	tr->val_loss = NAN;
+	tr->train_loss = NAN;
+	snprintf(tr->stop_reason, sizeof(tr->stop_reason), "?");
+	data_path(train_pat, sizeof(train_pat), CONFIG_GPT2_DATASET_TRAIN);
+	data_path(val_pat, sizeof(val_pat), CONFIG_GPT2_DATASET_VAL);
+	rc = dataloader_open(&tr->train, train_pat, GPT2_B, GPT2_T, CONFIG_SEED, 1);
+	if (rc)
+		return rc;
+	rc = dataloader_open(&tr->val, val_pat, GPT2_B, EVAL_T, CONFIG_SEED, 0);
+	if (rc)
+		return rc;
+	snprintf(vocab, sizeof(vocab), "%s/gpt2", CONFIG_DATA_DIR);
+	tr->tok_ok = tokenizer_load(&tr->tok, vocab) == 0;
+	rc = gpt2_init(&tr->model, CONFIG_SEED);
+	if (rc)
+		return rc;
+	return open_run_dir(tr);
+}
+
+static void print_header(struct train *tr)
+{
+	printf("kgpt: GPT-2 n_layer %d n_head %d n_embd %d block_size %d | %.2fM params | "
+	       "B %d x T %d x accum %d = %d tokens/step\n",
+	       GPT2_L, GPT2_NH, GPT2_C, GPT2_T, tr->model.num_trainable / 1e6, GPT2_B, GPT2_T,
+	       GPT2_ACCUM, GPT2_N * GPT2_ACCUM);
+	printf("kgpt: lr %.2e (warmup %d, %s), weight decay %.2g, clip %.2g, dropout %.2g, "
+	       "seed %d, %d threads\n", GPT2_LR, CONFIG_GPT2_WARMUP_STEPS,
+	       IS_ENABLED(CONFIG_GPT2_DECAY_LR) ? "cosine decay" : "constant",
+	       GPT2_WD, GPT2_CLIP, GPT2_DROPOUT, CONFIG_SEED, tr->threads);
+	printf("kgpt: budget %s%d s, %s%d steps | memory %.1f MiB planned | run %s\n",
+	       KGPT_MAX_TIME ? "" : "no limit ", KGPT_MAX_TIME,
+	       CONFIG_GPT2_MAX_ITERS ? "" : "no limit ", CONFIG_GPT2_MAX_ITERS,
+	       gpt2_bytes(&tr->model) / 1048576.0, tr->run_dir);
+	train_print_mechanism_header(tr);
+}
+
+/* One optimizer step over GPT2_ACCUM micro-batches. Returns the mean loss. */
+static float train_step(struct train *tr, float lr, float *norm)
+{
+	double loss = 0.0;
+
+	*norm = NAN;
+	gpt2_zero_grad(&tr->model);
+	for (int micro = 0; micro < GPT2_ACCUM; micro++) {
+		uint64_t seed = ((uint64_t)CONFIG_SEED << 32) ^ ((uint64_t)tr->step * GPT2_ACCUM + micro);
+
+		if (dataloader_next(&tr->train, tr->inputs, tr->targets))
+			return NAN;
+		loss += gpt2_forward_backward(&tr->model, tr->inputs, tr->targets,
+					      1.0f / GPT2_ACCUM, kgpt_splitmix64(&seed));
+	}
+	*norm = gpt2_clip_grad(&tr->model, GPT2_CLIP);
+	gpt2_update(&tr->model, lr);
+	return (float)(loss / GPT2_ACCUM);
+}
+
+static int should_stop(struct train *tr)
+{
+	if (CONFIG_GPT2_MAX_ITERS > 0 && tr->step >= CONFIG_GPT2_MAX_ITERS) {
+		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_iters");
+		return 1;
+	}
+	if (KGPT_MAX_TIME > 0 && tr->elapsed >= KGPT_MAX_TIME) {
+		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_time");
+		return 1;
+	}
+	return 0;
+}
+
+static int train_loop(struct train *tr)
+{
+	double t_log = now_s(), t0 = now_s() - tr->elapsed;
+	long tokens_log = 0;
+
+	while (!should_stop(tr)) {
+		float lr = lr_at(tr->step, budget_fraction(tr->step, tr->elapsed));
+		float norm, loss = train_step(tr, lr, &norm);
+
+		if (!isfinite(loss) || !isfinite(norm)) {
+			fprintf(stderr, "\nkgpt: step %d: loss is %f (grad norm %f); stopping. "
+				"The last good checkpoint is kept; lower CONFIG_LEARNING_RATE or "
+				"set CONFIG_GRAD_CLIP.\n", tr->step + 1, loss, norm);
+			snprintf(tr->stop_reason, sizeof(tr->stop_reason), "nan");
+			return -EDOM;
+		}
+		tr->step++;
+		tr->tokens += (long)GPT2_N * GPT2_ACCUM;
+		tokens_log += (long)GPT2_N * GPT2_ACCUM;
+		tr->elapsed = now_s() - t0;
+		tr->log_loss_sum += loss;
+		tr->log_loss_n++;
+		if (tr->step % CONFIG_GPT2_LOG_INTERVAL == 0 || tr->step == 1) {
+			double tok_s = tokens_log / (now_s() - t_log);
+
+			progress(tr, loss, lr, tok_s);
+			log_train(tr, lr, norm, tok_s);
+			t_log = now_s();
+			tokens_log = 0;
+		}
+		if (tr->step % CONFIG_GPT2_EVAL_INTERVAL == 0) {
+			log_eval(tr, evaluate(tr));
+			if (!tr->tty)
+				printf("eval  step %6d | val_loss %.4f | val_perplexity %.2f\n",
+				       tr->step, tr->val_loss, exp(tr->val_loss));
+			t_log = now_s();
+		}
+		train_after_step(tr);
+	}
+	return 0;
+}
+
+static void usage(void)
+{
+	printf("usage: train_gpt2 [--print-config]\n"
+	       "Trains the GPT-2 configured at build time (make menuconfig; make).\n"
+	       "  --print-config  print the .config this binary was compiled from\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct train tr;
+	int rc;
+
+	if (argc > 1 && !strcmp(argv[1], "--print-config")) {
+		fputs(kgpt_config_text, stdout);
+		return 0;
+	}
+	if (argc > 1) {
+		usage();
+		return strcmp(argv[1], "--help") ? 2 : 0;
+	}
+#ifdef _OPENMP
+	tr.threads = omp_get_max_threads();
+#else
+	tr.threads = 1;
+#endif
+	rc = setup(&tr);
+	if (rc)
+		return 1;
+	print_header(&tr);
+	rc = train_loop(&tr);
+	if (!rc) {
+		if (tr.step % CONFIG_GPT2_EVAL_INTERVAL)
+			log_eval(&tr, evaluate(&tr));
+		if (tr.tty)
+			printf("\n");
+		train_finish(&tr);
+		write_sample(&tr);
+		write_summary(&tr);
+		write_plot(&tr);
+		print_summary(&tr);
+	}
+	if (tr.metrics)
+		fclose(tr.metrics);
+	return rc ? 1 : 0;
+}
