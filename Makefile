@@ -105,6 +105,12 @@ PHONY += all
 all: build data
 	$(Q)cd $(srctree) && $(BUILD)/train_gpt2
 
+# Continue the unfinished run in OUTPUT_DIR/latest from its last checkpoint
+# (plain `make` does that too when the run has this very .config).
+PHONY += resume
+resume: build data
+	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 --resume
+
 PHONY += build prepare
 build: $(TRAINERS) $(PROGS)
 
@@ -221,12 +227,12 @@ $(BUILD)/lib64/%.o: $(srctree)/%.c
 $(BUILD)/model/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(say) CC "$*.o"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS) -I$(objtree)/include $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/model64/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(say) CC64 "$*.o"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 -I$(objtree)/include $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) -c $< -o $@
 
 $(LIBKGPT): $(LIB_OBJS)
 	$(say) AR "$(@F)"
@@ -267,12 +273,12 @@ $(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
 $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(KGPTHEADER)
 	$(say) CC64 "tests/model/$*_f64"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 -I$(objtree)/include $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
 $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS) -I$(objtree)/include $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
 PHONY += lib tools unit-tests model-tests tokenize prepare_data
 lib: $(LIBKGPT) $(LIBKGPT64)
@@ -350,6 +356,8 @@ help:
 	@echo ''
 	@echo 'Build and run:'
 	@echo '  all (default)     - Build the trainer for .config, prepare data, train'
+	@echo '                      (continues an unfinished run of the same .config)'
+	@echo '  resume            - Continue the unfinished run in OUTPUT_DIR/latest'
 	@echo '  build             - Only build the trainer and tools under build/'
 	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
