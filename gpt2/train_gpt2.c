@@ -12,11 +12,21 @@
  *     loss.png               train/val loss (gnuplot, when installed)
  *   OUTPUT_DIR/latest -> that folder
  *
- * Usage: train_gpt2 [--print-config] [--help]. Everything else is decided
- * by Kconfig at build time; `make TIME=60` overrides the time budget.
+ * Usage: train_gpt2 [--resume | --fresh] [--init-from FILE] [--stop-at STEP]
+ *        [--print-config] [--help]. Everything else is decided by Kconfig at
+ * build time; `make TIME=60` overrides the time budget.
+ *
+ * Without --fresh, an unfinished run of the same configuration in
+ * OUTPUT_DIR/latest (no summary.json yet, a checkpoint present) is resumed
+ * where its last checkpoint left it; `make resume` (--resume) insists on
+ * resuming. SIGINT or SIGTERM finishes the current step, writes a
+ * checkpoint and exits with 130 / 143.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +40,7 @@
 #endif
 
 #include "gpt2/gpt2.h"
+#include "gpt2/checkpoint.h"
 #include "gpt2/dataloader.h"
 #include "gpt2/tokenizer.h"
 #include "gpt2/train.h"
@@ -438,20 +449,386 @@ static void print_summary(struct train *tr)
 }
 
 /* ------------------------------------------------------------------------
- * Checkpoints
+ * Checkpoints, resume and signals
+ *
+ * RUN/checkpoints/step_N (gpt2/checkpoint.h) holds the model, the AdamW
+ * moments and struct train_state below. Restoring all of it makes a
+ * resumed run continue bit for bit: the step fixes the learning rate (with
+ * the elapsed time when there is a time budget), the dropout masks and
+ * AdamW's bias correction; the data loader's position (shard, batch and
+ * the rng that orders the epoch) fixes the next batches; metrics.jsonl is
+ * cut back to its length at the checkpoint, so no row is doubled or lost.
  */
-static void train_after_step(struct train *tr)
+#define TRAIN_STATE_MAGIC	0x3173746bu	/* "kts1" */
+#define TRAIN_STATE_VERSION	1
+
+struct train_state {		/* saved byte for byte: fixed-size fields */
+	uint32_t magic, version;
+	uint64_t config_hash;	/* FNV-1a 64 of the .config text */
+	int64_t step;		/* optimizer steps done */
+	int64_t tokens;		/* training tokens seen */
+	double elapsed;		/* training seconds so far */
+	float train_loss, val_loss, best_val_loss;
+	float log_loss_sum;	/* of the log interval in progress */
+	int32_t log_loss_n;
+	int32_t reserved;
+	uint64_t metrics_bytes;	/* length of metrics.jsonl */
+	struct dataloader_pos train_pos;
+};
+
+enum run_mode {
+	RUN_AUTO,	/* resume OUTPUT_DIR/latest if it is ours and unfinished */
+	RUN_RESUME,	/* --resume: resume OUTPUT_DIR/latest or fail */
+	RUN_FRESH,	/* --fresh: always a new run */
+};
+
+static volatile sig_atomic_t stop_signal;	/* SIGINT or SIGTERM seen */
+static int stop_at;			/* --stop-at STEP; 0: none */
+static int data_failed;			/* the training loader failed */
+static int saved_step = -1;		/* step of the last checkpoint */
+static uint64_t saved_metrics;		/* metrics.jsonl length then */
+
+static void on_stop_signal(int sig)
 {
+	static const char first[] = "\nkgpt: interrupted: finishing this step, then "
+		"writing a checkpoint (interrupt again to quit at once)\n";
+	static const char again[] = "\nkgpt: interrupted again: quitting now; the last "
+		"complete checkpoint is kept (make resume)\n";
+	ssize_t r;
+
+	if (stop_signal) {
+		r = write(STDERR_FILENO, again, sizeof(again) - 1);
+		_exit(128 + sig);
+	}
+	stop_signal = sig;
+	r = write(STDERR_FILENO, first, sizeof(first) - 1);
+	(void)r;
 }
 
-static void train_finish(struct train *tr)
+static void catch_stop_signals(void)
 {
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static uint64_t config_hash(void)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *p = kgpt_config_text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Put metrics.jsonl on disk; returns its length in bytes. */
+static uint64_t metrics_sync(struct train *tr)
+{
+	struct stat st;
+
+	if (!tr->metrics || fflush(tr->metrics) || fsync(fileno(tr->metrics)) ||
+	    fstat(fileno(tr->metrics), &st))
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
+/* Write RUN/checkpoints/step_N, unless this very state is saved already. */
+static int save_checkpoint(struct train *tr)
+{
+	struct train_state st;
+	int rc;
+
+	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT))
+		return 0;
+	memset(&st, 0, sizeof(st));
+	st.magic = TRAIN_STATE_MAGIC;
+	st.version = TRAIN_STATE_VERSION;
+	st.config_hash = config_hash();
+	st.step = tr->step;
+	st.tokens = tr->tokens;
+	st.elapsed = tr->elapsed;
+	st.train_loss = tr->train_loss;
+	st.val_loss = tr->val_loss;
+	st.best_val_loss = tr->best_val_loss;
+	st.log_loss_sum = tr->log_loss_sum;
+	st.log_loss_n = tr->log_loss_n;
+	st.metrics_bytes = metrics_sync(tr);
+	dataloader_tell(&tr->train, &st.train_pos);
+	if (tr->step == saved_step && st.metrics_bytes == saved_metrics)
+		return 0;
+	rc = ckpt_save(tr->run_dir, &tr->model, &st, sizeof(st), CKPT_KEEP_DEFAULT);
+	if (!rc) {
+		saved_step = tr->step;
+		saved_metrics = st.metrics_bytes;
+	}
+	return rc;
+}
+
+static void train_after_step(struct train *tr)
+{
+#ifdef CONFIG_CHECKPOINT_INTERVAL
+	if (CONFIG_CHECKPOINT_INTERVAL > 0 && tr->step % CONFIG_CHECKPOINT_INTERVAL == 0 &&
+	    save_checkpoint(tr))
+		fprintf(stderr, "kgpt: warning: the checkpoint of step %d failed (above); "
+			"training goes on and tries again at step %d\n", tr->step,
+			tr->step + CONFIG_CHECKPOINT_INTERVAL);
+#endif
+}
+
+/*
+ * The final checkpoint and RUN/model.bin, the final model in llm.c's
+ * format (a hard link to the checkpoint's copy where the filesystem
+ * allows). Returns 0 or a negative errno after a message.
+ */
+static int train_finish(struct train *tr)
+{
+	char src[4200], dst[4200], tmp[4300];
+	int rc;
+
+	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT))
+		return 0;
+	rc = save_checkpoint(tr);
+	if (rc) {
+		fprintf(stderr, "kgpt: the final checkpoint could not be written (above). The run "
+			"stays unfinished: make room and run `make resume` to redo the steps after "
+			"the last checkpoint.\n");
+		return rc;
+	}
+	snprintf(src, sizeof(src), "%s/checkpoints/step_%06d/model.bin", tr->run_dir, tr->step);
+	snprintf(dst, sizeof(dst), "%s/model.bin", tr->run_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", dst, (int)getpid());
+	unlink(tmp);
+	if (link(src, tmp) == 0 && rename(tmp, dst) == 0)
+		return 0;
+	unlink(tmp);
+	return ckpt_write_llmc(dst, &tr->model);
+}
+
+/* After SIGINT, SIGTERM or --stop-at: checkpoint, and say how to go on. */
+static int train_interrupted(struct train *tr)
+{
+	const char *why = stop_signal == SIGTERM ? "SIGTERM" :
+			  stop_signal ? "SIGINT" : "--stop-at";
+	int code = stop_signal ? 128 + stop_signal : 0;
+
+	if (tr->tty)
+		printf("\n");
+	fflush(stdout);
+	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT)) {
+		metrics_sync(tr);
+		fprintf(stderr, "kgpt: %s: stopped after step %d. Checkpoints are off "
+			"(CONFIG_SAVE_CHECKPOINT=n), so this run cannot be resumed.\n", why, tr->step);
+		return code ? code : 1;
+	}
+	if (save_checkpoint(tr)) {
+		fprintf(stderr, "kgpt: %s: stopped after step %d, but its checkpoint could not "
+			"be written (above). %s\n", why, tr->step, saved_step >= 0 ?
+			"`make resume` continues from the last complete checkpoint." :
+			"There is no checkpoint to resume from.");
+		return code ? code : 1;
+	}
+	fprintf(stderr, "kgpt: %s: stopped after step %d; checkpoint %s/checkpoints/step_%06d "
+		"written.\nkgpt: resume with `make resume` (or train_gpt2 --resume)\n",
+		why, tr->step, tr->run_dir, tr->step);
+	return code;
+}
+
+/* OUTPUT_DIR/latest as a path in dir; -ENOENT when there is none. */
+static int latest_run(char *dir, size_t len)
+{
+	char link_path[4200], target[4096];
+	ssize_t n;
+
+	snprintf(link_path, sizeof(link_path), "%s/latest", CONFIG_OUTPUT_DIR);
+	n = readlink(link_path, target, sizeof(target) - 1);
+	if (n < 0)
+		return -ENOENT;
+	target[n] = 0;
+	if (target[0] == '/')
+		n = snprintf(dir, len, "%s", target);
+	else
+		n = snprintf(dir, len, "%s/%s", CONFIG_OUTPUT_DIR, target);
+	return n < (ssize_t)len ? 0 : -ENAMETOOLONG;
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+	char path[4400];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* 1 when dir/checkpoints holds a step_N directory (complete or not). */
+static int has_checkpoint(const char *dir)
+{
+	char path[4400];
+	struct dirent *d;
+	int found = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "%s/checkpoints", dir);
+	dp = opendir(path);
+	while (dp && !found && (d = readdir(dp)))
+		found = !strncmp(d->d_name, "step_", 5);
+	if (dp)
+		closedir(dp);
+	return found;
+}
+
+/* 1 when dir/config is the .config this trainer was built from. */
+static int same_config(const char *dir)
+{
+	size_t want = strlen(kgpt_config_text), got;
+	char path[4400], *buf;
+	FILE *f;
+	int same;
+
+	snprintf(path, sizeof(path), "%s/config", dir);
+	f = fopen(path, "r");
+	buf = malloc(want + 2);
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return 0;
+	}
+	got = fread(buf, 1, want + 1, f);
+	fclose(f);
+	same = got == want && !memcmp(buf, kgpt_config_text, want);
+	free(buf);
+	return same;
+}
+
+/*
+ * Which run to continue. RUN_RESUME: OUTPUT_DIR/latest, which must be
+ * unfinished (no summary.json). RUN_AUTO: OUTPUT_DIR/latest only when it
+ * is unfinished, built from this very .config and has a checkpoint.
+ * Returns 1 with its path in dir, 0 for a new run, or a negative errno
+ * after a message.
+ */
+static int run_to_resume(enum run_mode mode, char *dir, size_t len)
+{
+	if (mode == RUN_FRESH)
+		return 0;
+	if (latest_run(dir, len)) {
+		if (mode == RUN_AUTO)
+			return 0;
+		fprintf(stderr, "kgpt: nothing to resume: %s/latest does not exist; `make` "
+			"starts a run\n", CONFIG_OUTPUT_DIR);
+		return -ENOENT;
+	}
+	if (exists_in(dir, "summary.json")) {
+		if (mode == RUN_AUTO)
+			return 0;
+		fprintf(stderr, "kgpt: nothing to resume: %s is finished (it has summary.json); "
+			"`make` starts a new run\n", dir);
+		return -EEXIST;
+	}
+	if (mode == RUN_AUTO && !same_config(dir)) {
+		printf("kgpt: %s is unfinished but was built from another .config; "
+		       "starting a new run (`make resume` would continue it)\n", dir);
+		return 0;
+	}
+	if (mode == RUN_AUTO && !has_checkpoint(dir)) {
+		printf("kgpt: %s is unfinished but has no checkpoint; starting a new run\n", dir);
+		return 0;
+	}
+	return 1;
+}
+
+/* Continue the run in dir from its newest complete checkpoint. */
+static int resume_run(struct train *tr, const char *dir)
+{
+	char ck[4200], path[4400];
+	struct train_state st;
+	struct stat sb;
+	int rc;
+
+	rc = ckpt_load_latest(dir, &tr->model, &st, sizeof(st), ck, sizeof(ck));
+	if (rc == -ENOENT)
+		fprintf(stderr, "kgpt: %s has no checkpoint: it stopped before its first one\n",
+			dir);
+	if (!rc && (st.magic != TRAIN_STATE_MAGIC || st.version != TRAIN_STATE_VERSION ||
+		    st.step != tr->model.step)) {
+		fprintf(stderr, "kgpt: %s: the trainer state is not this trainer's (magic %08x, "
+			"version %u, step %lld / %d)\n", ck, st.magic, st.version,
+			(long long)st.step, tr->model.step);
+		rc = -EINVAL;
+	}
+	if (!rc)
+		rc = dataloader_seek(&tr->train, &st.train_pos);
+	if (rc) {
+		fprintf(stderr, "kgpt: cannot resume %s (above); nothing was changed. "
+			"`train_gpt2 --fresh` starts a new run instead.\n", dir);
+		return rc;
+	}
+	if (st.config_hash != config_hash())
+		fprintf(stderr, "kgpt: warning: %s was built from another .config (see its "
+			"config file); the sizes match, so it goes on with this build's settings\n",
+			dir);
+
+	snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+	if (stat(path, &sb) || (uint64_t)sb.st_size < st.metrics_bytes)
+		fprintf(stderr, "kgpt: warning: %s is shorter than at the checkpoint (%llu "
+			"bytes); rows before step %lld may be missing\n", path,
+			(unsigned long long)st.metrics_bytes, (long long)st.step);
+	else if (truncate(path, (off_t)st.metrics_bytes)) {
+		fprintf(stderr, "kgpt: cannot cut %s back to the checkpoint: %s\n", path,
+			strerror(errno));
+		return -errno;
+	}
+	tr->metrics = fopen(path, "a");
+	if (!tr->metrics) {
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	tr->step = (int)st.step;
+	tr->tokens = (long)st.tokens;
+	tr->elapsed = st.elapsed;
+	tr->train_loss = st.train_loss;
+	tr->val_loss = st.val_loss;
+	tr->best_val_loss = st.best_val_loss;
+	tr->log_loss_sum = st.log_loss_sum;
+	tr->log_loss_n = st.log_loss_n;
+	saved_step = tr->step;
+	saved_metrics = st.metrics_bytes;
+	printf("kgpt: resuming %s from step %d (%s)\n", dir, tr->step, ck);
+	return 0;
+}
+
+/* A new run folder (from init_from's parameters if given), or a resumed one. */
+static int start_or_resume(struct train *tr, enum run_mode mode, const char *init_from)
+{
+	char dir[4096];
+	int rc = init_from ? 0 : run_to_resume(mode, dir, sizeof(dir));
+
+	if (rc < 0)
+		return rc;
+	if (rc)
+		return resume_run(tr, dir);
+	if (init_from) {
+		rc = ckpt_load_llmc(init_from, &tr->model);
+		if (rc) {
+			fprintf(stderr, "kgpt: cannot start from %s (above); nothing was written\n",
+				init_from);
+			return rc;
+		}
+		printf("kgpt: starting from the parameters of %s\n", init_from);
+	}
+	return open_run_dir(tr);
 }
 
 /* ------------------------------------------------------------------------
  * Training
  */
-static int setup(struct train *tr)
+static int setup(struct train *tr, enum run_mode mode, const char *init_from)
 {
 	char train_pat[4096], val_pat[4096], vocab[4096];
 	int rc;
@@ -470,11 +847,17 @@ static int setup(struct train *tr)
 	if (rc)
 		return rc;
 	snprintf(vocab, sizeof(vocab), "%s/gpt2", CONFIG_DATA_DIR);
-	tr->tok_ok = tokenizer_load(&tr->tok, vocab) == 0;
+	rc = tokenizer_load(&tr->tok, vocab);
+	if (rc) {
+		fprintf(stderr, "kgpt: cannot load the GPT-2 vocabulary %s/{encoder.json,vocab.bpe} "
+			"(above); `make data` fetches it\n", vocab);
+		return rc;
+	}
+	tr->tok_ok = 1;
 	rc = gpt2_init(&tr->model, CONFIG_SEED);
 	if (rc)
 		return rc;
-	return open_run_dir(tr);
+	return start_or_resume(tr, mode, init_from);
 }
 
 static void print_header(struct train *tr)
@@ -504,8 +887,10 @@ static float train_step(struct train *tr, float lr, float *norm)
 	for (int micro = 0; micro < GPT2_ACCUM; micro++) {
 		uint64_t seed = ((uint64_t)CONFIG_SEED << 32) ^ ((uint64_t)tr->step * GPT2_ACCUM + micro);
 
-		if (dataloader_next(&tr->train, tr->inputs, tr->targets))
+		if (dataloader_next(&tr->train, tr->inputs, tr->targets)) {
+			data_failed = 1;
 			return NAN;
+		}
 		loss += gpt2_forward_backward(&tr->model, tr->inputs, tr->targets,
 					      1.0f / GPT2_ACCUM, kgpt_splitmix64(&seed));
 	}
@@ -516,6 +901,11 @@ static float train_step(struct train *tr, float lr, float *norm)
 
 static int should_stop(struct train *tr)
 {
+	if (stop_signal || (stop_at > 0 && tr->step >= stop_at)) {
+		snprintf(tr->stop_reason, sizeof(tr->stop_reason),
+			 stop_signal ? "signal" : "stop_at");
+		return 1;
+	}
 	if (CONFIG_GPT2_MAX_ITERS > 0 && tr->step >= CONFIG_GPT2_MAX_ITERS) {
 		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_iters");
 		return 1;
@@ -536,6 +926,12 @@ static int train_loop(struct train *tr)
 		float lr = lr_at(tr->step, budget_fraction(tr->step, tr->elapsed));
 		float norm, loss = train_step(tr, lr, &norm);
 
+		if (data_failed) {
+			fprintf(stderr, "\nkgpt: step %d: cannot read the training data (above); "
+				"stopping. The last complete checkpoint is kept.\n", tr->step + 1);
+			snprintf(tr->stop_reason, sizeof(tr->stop_reason), "data");
+			return -EIO;
+		}
 		if (!isfinite(loss) || !isfinite(norm)) {
 			fprintf(stderr, "\nkgpt: step %d: loss is %f (grad norm %f); stopping. "
 				"The last good checkpoint is kept; lower CONFIG_LEARNING_RATE or "
@@ -571,40 +967,75 @@ static int train_loop(struct train *tr)
 
 static void usage(void)
 {
-	printf("usage: train_gpt2 [--print-config]\n"
+	printf("usage: train_gpt2 [--resume | --fresh] [--init-from FILE] [--stop-at STEP]\n"
+	       "                  [--print-config]\n"
 	       "Trains the GPT-2 configured at build time (make menuconfig; make).\n"
-	       "  --print-config  print the .config this binary was compiled from\n");
+	       "An unfinished run of the same .config in OUTPUT_DIR/latest is resumed.\n"
+	       "  --resume         resume OUTPUT_DIR/latest (make resume); fail if impossible\n"
+	       "  --fresh          start a new run even if the latest one is unfinished\n"
+	       "  --init-from FILE start a new run from an llm.c model file's parameters\n"
+	       "  --stop-at STEP   stop after STEP steps with a checkpoint, as on SIGINT\n"
+	       "  --print-config   print the .config this binary was compiled from\n");
 }
 
 int main(int argc, char **argv)
 {
 	static struct train tr;
+	enum run_mode mode = RUN_AUTO;
+	const char *init_from = NULL;
 	int rc;
 
-	if (argc > 1 && !strcmp(argv[1], "--print-config")) {
-		fputs(kgpt_config_text, stdout);
-		return 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--print-config")) {
+			fputs(kgpt_config_text, stdout);
+			return 0;
+		} else if (!strcmp(a, "--help")) {
+			usage();
+			return 0;
+		} else if (!strcmp(a, "--resume") && mode != RUN_FRESH) {
+			mode = RUN_RESUME;
+		} else if (!strcmp(a, "--fresh") && mode != RUN_RESUME) {
+			mode = RUN_FRESH;
+		} else if (!strcmp(a, "--init-from") && i + 1 < argc) {
+			init_from = argv[++i];
+		} else if (!strcmp(a, "--stop-at") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
+			stop_at = atoi(argv[++i]);
+		} else {
+			usage();
+			return 2;
+		}
 	}
-	if (argc > 1) {
-		usage();
-		return strcmp(argv[1], "--help") ? 2 : 0;
+	if (init_from && mode == RUN_RESUME) {
+		fprintf(stderr, "kgpt: --init-from starts a new run; it cannot go with --resume\n");
+		return 2;
 	}
 #ifdef _OPENMP
 	tr.threads = omp_get_max_threads();
 #else
 	tr.threads = 1;
 #endif
-	rc = setup(&tr);
+	rc = setup(&tr, mode, init_from);
 	if (rc)
 		return 1;
 	print_header(&tr);
+	catch_stop_signals();
 	rc = train_loop(&tr);
+	if (!rc && (stop_signal || (stop_at > 0 && tr.step >= stop_at))) {
+		rc = train_interrupted(&tr);
+		if (tr.metrics)
+			fclose(tr.metrics);
+		return rc;
+	}
 	if (!rc) {
 		if (tr.step % CONFIG_GPT2_EVAL_INTERVAL)
 			log_eval(&tr, evaluate(&tr));
 		if (tr.tty)
 			printf("\n");
-		train_finish(&tr);
+		rc = train_finish(&tr);
+	}
+	if (!rc) {
 		write_sample(&tr);
 		write_summary(&tr);
 		write_plot(&tr);
