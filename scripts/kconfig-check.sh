@@ -59,12 +59,13 @@ FNR == NR {
 		next
 	}
 	if (name in seen) {
-		err(sprintf("CONFIG_%s is set twice (first on line %d)", name, seen[name]))
+		err(sprintf("CONFIG_%s is set twice: \"%s\" here and \"%s\" on line %d; keep one", name, line, seenline[name], seen[name]))
 		next
 	}
 	seen[name] = FNR
+	seenline[name] = line
 	if (!(name in known)) {
-		err(sprintf("unknown symbol CONFIG_%s (not defined in any Kconfig file); check the spelling or remove the line", name))
+		err(sprintf("unknown symbol in \"%s\": CONFIG_%s is not defined in any Kconfig file; check the spelling or remove the line", line, name))
 		next
 	}
 	have = (name in got) ? got[name] : ""

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# run-tests.sh [GROUP...]: kgpt's test suite, behind `make check`.
+#
+# Groups (all of them, in this order, when none is named):
+#   unit     make unit-tests, then every build/tests/test_* binary
+#   kconfig  tests/kconfig/*.sh (configuration system, in temporary O= trees)
+#   model    tests/model/run.sh
+#   train    tests/train/*.sh
+# Every test program prints TAP ("ok N - ...", "not ok N - ..."). This
+# prints each program's output, counts the lines per group and ends with
+# one line "N passed, N failed" (", N skipped" when some are). A program
+# that crashes, times out, exits non-zero without a "not ok", prints no
+# test at all or runs fewer tests than it planned counts as one failure.
+# Exit status 1 when anything failed.
+#
+# Environment: KGPT_DATA_MIRROR (default: ../shared/data beside the tree),
+# KGPT_TEST_TIMEOUT (seconds per test program, default 600), O= and V=1
+# as for make.
+set -u
+
+srctree=$(cd "$(dirname "$0")/.." && pwd)
+all_groups="unit kconfig model train"
+
+usage() {
+	echo "usage: $0 [GROUP...]   (groups: $all_groups)" >&2
+	exit 2
+}
+
+groups=()
+for g in "$@"; do
+	case " $all_groups " in
+	*" $g "*) groups+=("$g") ;;
+	*) echo "run-tests: unknown group '$g'" >&2; usage ;;
+	esac
+done
+[ ${#groups[@]} -gt 0 ] || read -r -a groups <<< "$all_groups"
+
+# make check passes its own state down (MAKEFLAGS, KCONFIG_CONFIG, a
+# jobserver); the tests start from a clean slate and get O= and V= back
+# explicitly where they build in the user's tree. Overrides meant for a
+# training run (TIME=, BASELINE=) must not change what the tests expect.
+objtree=${O:+$(realpath -m "$O")}
+verbose=${V:-}
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS KCONFIG_CONFIG \
+	O V TIME GPT2_MAX_TIME BASELINE
+make_args=(--no-print-directory ${objtree:+O=$objtree} ${verbose:+V=$verbose})
+build=${objtree:-$srctree}/build
+
+# Data files for the tests (read-only mirror); relative paths are made
+# absolute because tests change directory.
+KGPT_DATA_MIRROR=${KGPT_DATA_MIRROR:-$srctree/../shared/data}
+KGPT_DATA_MIRROR=$(realpath -m "$KGPT_DATA_MIRROR")
+export KGPT_DATA_MIRROR
+
+timeout_s=${KGPT_TEST_TIMEOUT:-600}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+total_pass=0 total_fail=0 total_skip=0
+g_pass=0 g_fail=0 g_skip=0
+
+# A failure found by the runner itself (not printed by a test program).
+runner_fail() {
+	printf 'not ok - %s\n' "$1"
+	shift
+	local line
+	for line in "$@"; do printf '# %s\n' "$line"; done
+	g_fail=$((g_fail + 1))
+}
+
+runner_pass() {
+	printf 'ok - %s\n' "$1"
+	g_pass=$((g_pass + 1))
+}
+
+# run_tap LABEL CMD...: run one TAP program (stdin /dev/null, stderr
+# merged, a time limit), print its output and count its results. Lines
+# that are not TAP are printed as "# " comments.
+run_tap() {
+	local label=$1 line lc rc n_ok=0 n_notok=0 n_skip=0 plan=0 n_plans=0 n_skip_lines=0 p rcfile
+	shift
+	printf '# %s\n' "$label"
+	rcfile=$(mktemp "${TMPDIR:-/tmp}/kgpt-rc.XXXXXX")
+	while IFS= read -r line; do
+		case $line in
+		"not ok" | "not ok "*)
+			printf '%s\n' "$line"; n_notok=$((n_notok + 1)) ;;
+		"ok" | "ok "*)
+			printf '%s\n' "$line"
+			lc=${line,,}
+			if [[ $lc =~ \#[[:space:]]*skip ]]; then
+				n_skip=$((n_skip + 1)) n_skip_lines=$((n_skip_lines + 1))
+			else
+				n_ok=$((n_ok + 1))
+			fi ;;
+		1..*)
+			printf '%s\n' "$line"
+			p=${line#1..}; p=${p%%[!0-9]*}
+			lc=${line,,}
+			# "1..0 # SKIP reason": the whole program skipped, visibly.
+			if [ "${p:-0}" = 0 ] && [[ $lc =~ \#[[:space:]]*skip ]]; then
+				n_skip=$((n_skip + 1))
+			else
+				plan=$((plan + ${p:-0})) n_plans=$((n_plans + 1))
+			fi ;;
+		"#"*)
+			printf '%s\n' "$line" ;;
+		*)
+			printf '# %s\n' "$line" ;;
+		esac
+	done < <(timeout --kill-after=10 "$timeout_s" "$@" </dev/null 2>&1; echo $? > "$rcfile")
+	rc=$(cat "$rcfile")
+	rm -f "$rcfile"
+	g_pass=$((g_pass + n_ok)) g_fail=$((g_fail + n_notok)) g_skip=$((g_skip + n_skip))
+
+	# One runner failure at most per program, the most telling one. A
+	# program may run several TAP producers (one plan each): the plans
+	# must add up to what ran, or one of them stopped early.
+	local ran=$((n_ok + n_notok + n_skip_lines))
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		runner_fail "$label: timed out after ${timeout_s}s (KGPT_TEST_TIMEOUT)"
+	elif [ "$rc" -gt 128 ]; then
+		runner_fail "$label: killed by signal $((rc - 128))"
+	elif [ "$n_plans" -gt 0 ] && [ "$plan" != "$ran" ]; then
+		runner_fail "$label: planned $plan tests ($n_plans plan lines) but ran $ran"
+	elif [ "$rc" != 0 ] && [ "$n_notok" = 0 ]; then
+		runner_fail "$label: exit status $rc without a failing test"
+	elif [ $((ran + n_skip)) = 0 ]; then
+		runner_fail "$label: ran no tests"
+	fi
+}
+
+group_unit() {
+	local out rc src name bin
+	local srcs=("$srctree"/tests/unit/test_*.c)
+	[ -e "${srcs[0]}" ] || { printf '# no tests in unit\n'; return; }
+	out=$(cd "$srctree" && make "${make_args[@]}" -j"$jobs" unit-tests 2>&1)
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		runner_pass "make unit-tests"
+	else
+		runner_fail "make unit-tests (exit status $rc)"
+		printf '%s\n' "$out" | tail -40 | sed 's/^/# /'
+	fi
+	for src in "${srcs[@]}"; do
+		name=$(basename "$src" .c)
+		bin=$build/tests/$name
+		if [ ! -x "$bin" ]; then
+			runner_fail "tests/unit/$name: not built ($bin)"
+			continue
+		fi
+		run_tap "tests/unit/$name" "$bin"
+	done
+}
+
+group_kconfig() {
+	local t
+	local tests=("$srctree"/tests/kconfig/*.sh)
+	[ -e "${tests[0]}" ] || { printf '# no tests in kconfig\n'; return; }
+	for t in "${tests[@]}"; do
+		run_tap "tests/kconfig/$(basename "$t")" bash "$t"
+	done
+}
+
+group_model() {
+	if [ -f "$srctree/tests/model/run.sh" ]; then
+		run_tap "tests/model/run.sh" bash "$srctree/tests/model/run.sh"
+	else
+		printf '# no tests in model\n'
+	fi
+}
+
+group_train() {
+	local t
+	local tests=("$srctree"/tests/train/*.sh)
+	[ -e "${tests[0]}" ] || { printf '# no tests in train\n'; return; }
+	for t in "${tests[@]}"; do
+		run_tap "tests/train/$(basename "$t")" bash "$t"
+	done
+}
+
+summary() {
+	printf '%d passed, %d failed' "$1" "$2"
+	[ "$3" -gt 0 ] && printf ', %d skipped' "$3"
+	printf '\n'
+}
+
+start_all=$SECONDS
+for g in "${groups[@]}"; do
+	printf '# ==== %s ====\n' "$g"
+	g_pass=0 g_fail=0 g_skip=0
+	start=$SECONDS
+	cd "$srctree" || exit 1
+	"group_$g"
+	printf '# %s: %s (%ds)\n' "$g" "$(summary $g_pass $g_fail $g_skip)" $((SECONDS - start))
+	total_pass=$((total_pass + g_pass))
+	total_fail=$((total_fail + g_fail))
+	total_skip=$((total_skip + g_skip))
+done
+printf '# all groups took %ds\n' $((SECONDS - start_all))
+summary $total_pass $total_fail $total_skip
+[ "$total_fail" = 0 ]
