@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# SIGKILL at random moments, half of them while a checkpoint is being
+# written, ten times over; each restart continues from the newest
+# complete checkpoint, and the run ends exactly as an uninterrupted one.
+. "$(dirname "$0")/setup.bash"
+
+setup_trainer
+reference
+
+# A temporary checkpoint directory made since $w/start.
+fresh_tmp() {
+	find "$w/out" -path '*/checkpoints/.tmp-step_*' -prune -newer "$w/start" 2>/dev/null
+}
+
+RANDOM=${KGPT_TEST_SEED:-$$}
+diag "random seed $RANDOM (KGPT_TEST_SEED repeats it)"
+workdir w
+during_write=0
+for i in $(seq 1 10); do
+	touch "$w/start"
+	(cd "$w" && exec "$trainer") >"$w/out.$i" 2>&1 </dev/null &
+	pid=$!
+	if [ $((i % 2)) = 0 ]; then
+		# wait for a checkpoint being built by this process, kill at once
+		for ((t = 0; t < 3000; t++)); do
+			[ -n "$(fresh_tmp)" ] && break
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.002
+		done
+		[ -n "$(fresh_tmp)" ] && during_write=$((during_write + 1))
+	else
+		sleep "0.$((RANDOM % 9 + 1))"
+	fi
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	if grep -qs "kgpt summary" "$w/out.$i"; then
+		diag "run $i finished before it was killed"
+	fi
+done
+diag "$during_write of the kills hit a checkpoint being written"
+ok "$([ "$during_write" -ge 1 ]; echo $?)" "at least one kill hit a checkpoint being written"
+
+train "$w"
+is "$RUN_RC" 0 "after 10 SIGKILLs the run completes" || show_run
+same_as_reference "$w" "10 SIGKILLs"
+is "$(compgen -G "$w/out/latest/checkpoints/.*-step_*" | wc -l)" 0 \
+	"no temporary checkpoint directory is left"
+is "$(grep -o '"type":"train","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | sed 's/.*://' | tr '\n' ' ')" \
+	"$(seq 1 20 | tr '\n' ' ')" "training rows for steps 1..20, each once"
+
+done_testing

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Exact resume: 20 steps straight and 10 steps + checkpoint + a new
+# process + 10 more give identical metrics and an identical final model.
+. "$(dirname "$0")/setup.bash"
+
+setup_trainer
+reference
+
+workdir w
+train "$w" --stop-at 10
+is "$RUN_RC" 0 "--stop-at 10 exits 0" || show_run
+like "$RUN_ERR" "stopped after step 10; checkpoint .*step_000010 written" "it says where the checkpoint is"
+like "$RUN_ERR" "make resume" "and how to resume"
+ok "$([ -f "$w/out/latest/checkpoints/step_000010/DONE" ]; echo $?)" "step_000010 is complete"
+ok "$([ ! -e "$w/out/latest/summary.json" ]; echo $?)" "the run is unfinished (no summary.json)"
+is "$(grep -c '"type":"train"' "$w/out/latest/metrics.jsonl")" 10 "10 training rows so far"
+
+train "$w"
+is "$RUN_RC" 0 "a new process continues the unfinished run" || show_run
+like "$RUN_OUT" "resuming out/.* from step 10" "it says it resumes from step 10"
+is "$(ls "$w/out" | grep -vc latest)" 1 "in the same run folder"
+same_as_reference "$w" "10 + 10 steps"
+is "$(grep -o '"type":"train","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | sed 's/.*://' | tr '\n' ' ')" \
+	"$(seq 1 20 | tr '\n' ' ')" "training rows for steps 1..20, each once"
+is "$(grep -o '"type":"eval","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | sed 's/.*://' | tr '\n' ' ')" \
+	"5 10 15 20 " "evaluation rows for steps 5, 10, 15, 20, each once"
+ok "$([ -f "$w/out/latest/summary.json" ]; echo $?)" "summary.json written at the end"
+is "$(ls "$w/out/latest/checkpoints")" "$(printf 'step_000015\nstep_000020')" \
+	"the two newest checkpoints are kept"
+cmp -s "$w/out/latest/model.bin" "$w/out/latest/checkpoints/step_000020/model.bin"
+ok $? "model.bin is the final checkpoint's model"
+
+train "$w" --resume
+isnt "$RUN_RC" 0 "--resume of a finished run fails"
+like "$RUN_ERR" "nothing to resume: .* is finished" "saying the run is finished"
+
+workdir w2
+train "$w2" --resume
+isnt "$RUN_RC" 0 "--resume with no run at all fails"
+like "$RUN_ERR" "nothing to resume: out/latest does not exist" "saying there is no run"
+ok "$([ ! -e "$w2/out" ]; echo $?)" "and creates nothing"
+
+like "$(kmake O="$objdir" -n resume 2>&1)" "train_gpt2 --resume" "make resume runs train_gpt2 --resume"
+
+done_testing

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# SIGINT / SIGTERM: the trainer finishes its step, writes a checkpoint,
+# exits 130 / 143 telling how to resume, and the resumed run ends exactly
+# as an uninterrupted one. A second SIGINT quits at once, harmlessly.
+. "$(dirname "$0")/setup.bash"
+
+setup_trainer
+reference
+
+# interrupt DIR SIGNAL [SIGNAL2]: start a fresh run in DIR, send SIGNAL
+# once 7 rows are logged (SIGNAL2 as soon as the trainer has taken the
+# first one, while it finishes its step), wait for it.
+interrupt() {
+	local d=$1 pid i
+	(cd "$d" && exec "$trainer" --fresh) >"$d/out.log" 2>"$d/err.log" </dev/null &
+	pid=$!
+	wait_lines "$d/out/latest/metrics.jsonl" 7
+	kill -s "$2" "$pid"
+	if [ -n "${3:-}" ]; then
+		for ((i = 0; i < 5000; i++)); do
+			grep -qs "interrupted: finishing" "$d/err.log" && break
+			sleep 0.001
+		done
+		kill -s "$3" "$pid"
+	fi
+	wait "$pid"
+	SIG_RC=$?
+	SIG_ERR=$(cat "$d/err.log")
+}
+
+for sig in INT TERM; do
+	want=$([ $sig = INT ] && echo 130 || echo 143)
+	workdir w
+	interrupt "$w" $sig
+	is "$SIG_RC" "$want" "SIG$sig: exit status $want" || diag "$SIG_ERR"
+	like "$SIG_ERR" "SIG$sig: stopped after step [0-9]+; checkpoint .* written" \
+		"SIG$sig: it finished the step and wrote a checkpoint"
+	like "$SIG_ERR" "resume with .make resume." "SIG$sig: it says how to resume"
+	step=$(grep -o '"type":"train","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | tail -1 | sed 's/.*://')
+	ok "$([ -f "$w/out/latest/checkpoints/$(printf step_%06d "$step")/DONE" ]; echo $?)" \
+		"SIG$sig: the checkpoint is of the last logged step ($step)"
+	train "$w" --resume
+	is "$RUN_RC" 0 "SIG$sig: --resume completes the run" || show_run
+	same_as_reference "$w" "SIG$sig + resume"
+done
+
+workdir w
+interrupt "$w" INT INT
+is "$SIG_RC" 130 "two SIGINTs: exit status 130" || diag "$SIG_ERR"
+like "$SIG_ERR" "interrupted again: quitting now" "two SIGINTs: it quits at once"
+train "$w"
+is "$RUN_RC" 0 "two SIGINTs: the run resumes (or restarts) and completes" || show_run
+same_as_reference "$w" "two SIGINTs + resume"
+
+done_testing
