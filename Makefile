@@ -103,7 +103,7 @@ unquote = $(subst ",,$(1))
 # The default target: build the trainer for .config, prepare data, train.
 PHONY += all
 all: build data
-	$(Q)cd $(srctree) && $(BUILD)/train_gpt2
+	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 $(if $(filter 1,$(FRESH)),--fresh)
 
 # Continue the unfinished run in OUTPUT_DIR/latest from its last checkpoint
 # (plain `make` does that too when the run has this very .config).
@@ -371,6 +371,7 @@ help:
 	@echo '  mrproper          - Also remove .config and generated headers'
 	@echo ''
 	@echo 'Variables:'
+	@echo '  FRESH=1           - Start a new run even if the latest one is unfinished'
 	@echo '  TIME=SECONDS      - Override CONFIG_GPT2_MAX_TIME for this build and run'
 	@echo '                      (GPT2_MAX_TIME=SECONDS in the environment does the same)'
 	@echo '  BASELINE=e/p/id   - Compare against this W&B run (CONFIG_BASELINE_RUN_ID)'

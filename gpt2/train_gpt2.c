@@ -765,7 +765,7 @@ static int resume_run(struct train *tr, const char *dir)
 		rc = dataloader_seek(&tr->train, &st.train_pos);
 	if (rc) {
 		fprintf(stderr, "kgpt: cannot resume %s (above); nothing was changed. "
-			"`train_gpt2 --fresh` starts a new run instead.\n", dir);
+			"`make FRESH=1` (train_gpt2 --fresh) starts a new run instead.\n", dir);
 		return rc;
 	}
 	if (st.config_hash != config_hash())
