@@ -331,10 +331,12 @@ static int rf_read(struct rfile *f, void *buf, size_t n)
 		ssize_t r = read(f->fd, p, n < IO_CHUNK ? n : IO_CHUNK);
 
 		if (r < 0) {
-			if (errno == EINTR)
+			int err = errno;
+
+			if (err == EINTR)
 				continue;
-			error("cannot read %s: %s", f->path, strerror(errno));
-			return -errno;
+			error("cannot read %s: %s", f->path, strerror(err));
+			return -err;
 		}
 		if (r == 0)	/* shrank since fstat */
 			return truncated(f->path, f->pos + n, f->pos);
@@ -1102,10 +1104,12 @@ static int list_checkpoints(const char *dir, struct ckpt_entry **out)
 	*out = NULL;
 	dp = opendir(dir);
 	if (!dp) {
-		if (errno == ENOENT)
+		int err = errno;
+
+		if (err == ENOENT)
 			return 0;
-		error("cannot read directory %s: %s", dir, strerror(errno));
-		return -errno;
+		error("cannot read directory %s: %s", dir, strerror(err));
+		return -err;
 	}
 	while ((d = readdir(dp))) {
 		char *end;
@@ -1190,10 +1194,13 @@ static void prune(const char *ckdir, long long step, int keep)
 
 static int make_dir(const char *path, const char *intact)
 {
+	int err;
+
 	if (mkdir(path, 0755) == 0 || errno == EEXIST)
 		return 0;
-	error("cannot create %s: %s; %s", path, strerror(errno), intact);
-	return -errno;
+	err = errno;
+	error("cannot create %s: %s; %s", path, strerror(err), intact);
+	return -err;
 }
 
 /* Put the complete directory tmp in place of final (which may exist). */
@@ -1201,26 +1208,37 @@ static int install(const char *ckdir, const char *tmp, const char *final,
 		   const char *name, const char *intact)
 {
 	char old[4096];
+	int err;
 
 	if (rename(tmp, final) == 0)
 		return 0;
-	if (errno != EEXIST && errno != ENOTEMPTY)
+	err = errno;
+	if (err != EEXIST && err != ENOTEMPTY)
 		goto fail;
 	/* same step saved again: swap atomically, then drop the old one */
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
 		rm_rf(tmp);
 		return 0;
 	}
+	/* no RENAME_EXCHANGE here: move the old one aside first */
 	if (pathf(old, sizeof(old), "%s/.old-%s", ckdir, name))
 		return -ENAMETOOLONG;
 	rm_rf(old);
-	if (rename(final, old) < 0 || rename(tmp, final) < 0)
+	if (rename(final, old) < 0) {
+		err = errno;
 		goto fail;
+	}
+	if (rename(tmp, final) < 0) {
+		err = errno;
+		if (rename(old, final) < 0)
+			warn("cannot move %s back to %s: %s", old, final, strerror(errno));
+		goto fail;
+	}
 	rm_rf(old);
 	return 0;
 fail:
-	error("cannot rename %s to %s: %s; %s", tmp, final, strerror(errno), intact);
-	return -errno;
+	error("cannot rename %s to %s: %s; %s", tmp, final, strerror(err), intact);
+	return -err;
 }
 
 int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_state,
