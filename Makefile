@@ -81,6 +81,10 @@ UNIT_SRCS   := $(wildcard $(srctree)/tests/unit/test_*.c)
 UNIT_TESTS  := $(patsubst $(srctree)/tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 MODEL_TEST_SRCS := $(wildcard $(srctree)/tests/model/test_*.c)
 MODEL_TESTS := $(patsubst $(srctree)/tests/model/%.c,$(BUILD)/tests/model/%,$(MODEL_TEST_SRCS))
+MODEL_TESTS64 := $(filter %_f64,$(MODEL_TESTS))
+MODEL_TESTS32 := $(filter-out %_f64,$(MODEL_TESTS))
+UNIT_TESTS64 := $(filter %_f64,$(UNIT_TESTS))
+UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 
 # Targets that need no .config.
 no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
@@ -258,24 +262,24 @@ $(TRAINERS): $(BUILD)/%: $(BUILD)/model/gpt2/%.o $(MODEL_OBJS) $(LIBKGPT)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Unit tests: tests/unit/test_*.c; *_f64.c link the float64 library.
-$(BUILD)/tests/%_f64: $(srctree)/tests/unit/%_f64.c $(LIBKGPT64)
+$(UNIT_TESTS64): $(BUILD)/tests/%_f64: $(srctree)/tests/unit/%_f64.c $(LIBKGPT64)
 	$(say) CC64 "tests/unit/$*_f64"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
+$(UNIT_TESTS32): $(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
 	$(say) CC "tests/unit/$*"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Model tests: tests/model/test_*.c against this configuration's model;
 # *_f64.c against its float64 build (model64-y) for gradient checks.
-$(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(KGPTHEADER)
+$(MODEL_TESTS64): $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(KGPTHEADER)
 	$(say) CC64 "tests/model/$*_f64"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
-$(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
+$(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@

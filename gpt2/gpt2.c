@@ -337,16 +337,16 @@ static void forward_trunk(struct gpt2 *m, const int *inputs, int B, int T, float
 			  gpt2_param(m, P_LNFW), gpt2_param(m, P_LNFB), N, C);
 }
 
-static float mean_loss(const real *losses, int N)
+static double mean_loss(const real *losses, int N)
 {
 	double s = 0;
 
 	for (int i = 0; i < N; i++)
 		s += losses[i];
-	return (float)(s / N);
+	return s / N;
 }
 
-float gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B, int T)
+double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B, int T)
 {
 	const int N = B * T;
 
@@ -416,8 +416,8 @@ static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
 			   gpt2_param(m, P_LN1W) + (size_t)l * C, a->ln1_mean, a->ln1_rstd, N, C);
 }
 
-float gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targets,
-			    float grad_scale, uint64_t seed)
+double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targets,
+			     float grad_scale, uint64_t seed)
 {
 	const int B = GPT2_B, T = GPT2_T, N = GPT2_N;
 	const size_t nc = (size_t)N * C;

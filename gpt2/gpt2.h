@@ -97,16 +97,16 @@ void gpt2_free(struct gpt2 *m);
  * T <= GPT2_T. With targets (B,T): returns the mean cross-entropy in nats
  * and fills m->losses; without (NULL): returns 0 and leaves m->lnf ready
  * for gpt2_logits(). */
-float gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
-		   int B, int T);
+double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
+		    int B, int T);
 
 /* Training micro-batch: forward with dropout (masks from dropout_seed) and
  * backward of loss * grad_scale, ACCUMULATING into m->grads. inputs and
  * targets are (GPT2_B, GPT2_T). Returns the mean cross-entropy (without
  * auxiliary losses). */
-float gpt2_forward_backward(struct gpt2 *m, const int *inputs,
-			    const int *targets, float grad_scale,
-			    uint64_t dropout_seed);
+double gpt2_forward_backward(struct gpt2 *m, const int *inputs,
+			     const int *targets, float grad_scale,
+			     uint64_t dropout_seed);
 
 /* Logits (Vp) of row `row` of the last gpt2_forward() without targets. */
 void gpt2_logits(struct gpt2 *m, int row, float *logits);

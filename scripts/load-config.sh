@@ -11,7 +11,7 @@
 # configuration header is generated (make prepare).
 set -u
 srctree=$1
-objtree=$2
+mkdir -p "$2" && objtree=$(cd "$2" && pwd)
 file=$3
 mode=$4
 config=$objtree/.config

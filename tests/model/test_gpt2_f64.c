@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Whole-model tests in float64, for the configuration this binary is
- * compiled against (tests/configs/*.config, see tests/model/run.sh):
+ * compiled against (tests/configs/NAME.config, see tests/model/run.sh):
  *  - loss at initialisation is close to ln(50257);
  *  - the gradient of every parameter tensor (sampled entries) matches
  *    central finite differences of the training loss (dropout masks are a
