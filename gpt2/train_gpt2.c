@@ -917,10 +917,21 @@ static int should_stop(struct train *tr)
 	return 0;
 }
 
+/* Evaluate, log to metrics.jsonl and print the result on its own line. */
+static void eval_and_print(struct train *tr)
+{
+	log_eval(tr, evaluate(tr));
+	printf("%seval  step %6d | val_loss %.4f | val_perplexity %.2f\n", tr->tty ? "\n" : "",
+	       tr->step, tr->val_loss, exp(tr->val_loss));
+}
+
 static int train_loop(struct train *tr)
 {
 	double t_log = now_s(), t0 = now_s() - tr->elapsed;
 	long tokens_log = 0;
+
+	if (tr->step == 0)	/* the untrained model's val_loss, for reference */
+		eval_and_print(tr);
 
 	while (!should_stop(tr)) {
 		float lr = lr_at(tr->step, budget_fraction(tr->step, tr->elapsed));
@@ -954,10 +965,7 @@ static int train_loop(struct train *tr)
 			tokens_log = 0;
 		}
 		if (tr->step % CONFIG_GPT2_EVAL_INTERVAL == 0) {
-			log_eval(tr, evaluate(tr));
-			if (!tr->tty)
-				printf("eval  step %6d | val_loss %.4f | val_perplexity %.2f\n",
-				       tr->step, tr->val_loss, exp(tr->val_loss));
+			eval_and_print(tr);
 			t_log = now_s();
 		}
 		train_after_step(tr);

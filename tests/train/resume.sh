@@ -25,7 +25,7 @@ same_as_reference "$w" "10 + 10 steps"
 is "$(grep -o '"type":"train","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | sed 's/.*://' | tr '\n' ' ')" \
 	"$(seq 1 20 | tr '\n' ' ')" "training rows for steps 1..20, each once"
 is "$(grep -o '"type":"eval","iter":[0-9]*' "$w/out/latest/metrics.jsonl" | sed 's/.*://' | tr '\n' ' ')" \
-	"5 10 15 20 " "evaluation rows for steps 5, 10, 15, 20, each once"
+	"0 5 10 15 20 " "evaluation rows for steps 0 (untrained), 5, 10, 15, 20, each once"
 ok "$([ -f "$w/out/latest/summary.json" ]; echo $?)" "summary.json written at the end"
 is "$(ls "$w/out/latest/checkpoints")" "$(printf 'step_000015\nstep_000020')" \
 	"the two newest checkpoints are kept"

@@ -22,20 +22,22 @@ trainer=$objdir/build/train_gpt2
 mirror=${KGPT_DATA_MIRROR:-$srctree/../shared/data}
 ref=$objdir/reference
 
-# Build (incrementally) and prepare the data; a failure ends the test.
+# setup_trainer [CONFIG]: build (incrementally) for CONFIG (default
+# tests/train/tiny.config) in $objdir and prepare the data; a failure ends
+# the test. Set KGPT_TRAIN_BUILD before sourcing to use another $objdir.
 setup_trainer() {
-	local cfg=$srctree/tests/train/tiny.config log=$objdir.log
+	local cfg=${1:-$srctree/tests/train/tiny.config} log=$objdir.log
 
 	mkdir -p "$objdir"
 	if [ ! -f "$objdir/.config" ] || [ "$cfg" -nt "$objdir/.config" ]; then
 		if ! O=$objdir "$srctree/scripts/load-config.sh" "$srctree" "$objdir" "$cfg" \
 			defconfig >"$log" 2>&1; then
-			fail "load tests/train/tiny.config" "$(tail -20 "$log")"
+			fail "load ${cfg#$srctree/}" "$(tail -20 "$log")"
 			done_testing
 		fi
 	fi
 	if ! kmake O="$objdir" build >"$log" 2>&1; then
-		fail "build the trainer for tests/train/tiny.config" "$(tail -20 "$log")"
+		fail "build the trainer for ${cfg#$srctree/}" "$(tail -20 "$log")"
 		done_testing
 	fi
 	if [ ! -s "$objdir/data/tinyshakespeare/tinyshakespeare_val.bin" ]; then
