@@ -5,7 +5,7 @@
  * Every kernel in kernels/ and ra/ computes in `real`, which is float32 in
  * the trainer. The test suite compiles the same sources a second time with
  * -DKGPT_F64 so that backward passes can be checked against central finite
- * differences in float64 (see tests/unit/*_f64.c).
+ * differences in float64 (see the tests/unit/test_*_f64.c files).
  */
 #ifndef KGPT_REAL_H
 #define KGPT_REAL_H

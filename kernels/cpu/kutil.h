@@ -50,13 +50,19 @@ static inline void kthread_range(size_t n, size_t align, size_t *lo,
 #define KHIDE(v)	__asm__("" : "+m"(v))
 
 /* Bounds for the argument of kexp(): e^-87 = 1.6e-38 and e^88 = 1.7e38
- * are still normal floats. Callers copy them to locals and KHIDE() them. */
-#define KEXP_LO		R(-87.0)
-#define KEXP_HI		R(88.0)
+ * are still normal floats (e^-708, e^709 normal doubles). Callers copy
+ * them to locals and KHIDE() them. */
+#ifdef KGPT_F64
+#define KEXP_LO		(-708.0)
+#define KEXP_HI		709.0
+#else
+#define KEXP_LO		(-87.0f)
+#define KEXP_HI		88.0f
+#endif
 
 /*
  * e^x for x in [lo, hi] = [KEXP_LO, KEXP_HI]; outside it, x is clamped
- * (so e.g. e^-1000 gives 1.6e-38, not 0, and nothing overflows).
+ * (so in float e^-1000 gives 1.6e-38, not 0, and nothing overflows).
  * float: x = k ln2 + r, |r| <= ln2/2, k = rint(x / ln2) by the 1.5*2^23
  * rounding trick, ln2 split in two (Cody & Waite 1980) so k*ln2_hi is
  * exact, e^r by its Taylor series to r^7 (truncation < 6e-9 relative),
@@ -66,8 +72,8 @@ static inline void kthread_range(size_t n, size_t align, size_t *lo,
 static inline real kexp(real x, real lo, real hi)
 {
 #ifdef KGPT_F64
-	(void)lo;
-	(void)hi;
+	x = x < lo ? lo : x;
+	x = x > hi ? hi : x;
 	return exp(x);
 #else
 	const float shift = 12582912.0f;		/* 1.5 * 2^23 */
