@@ -9,6 +9,7 @@
  *       -lopenblas -lm -o bench_kernels
  *   ./bench_kernels gemm 256 8192	sgemm GFLOP/s of every shape, N rows
  *   ./bench_kernels step 4 64 256	every kernel at B=4, T=64, LM chunk 256
+ *   ./bench_kernels layer 4 64 256	only a layer's sequence and the LM head
  *
  * Each figure is the best of several runs. BENCH_CLOCK=thread times with
  * the calling thread's CPU time instead of the wall clock: the only
@@ -189,8 +190,8 @@ static void layer_seq(struct lbuf *l, int N)
 }
 
 /* Every kernel at B x T, and an estimate of a training step without
- * attention. */
-static void bench_step(int B, int T, int chunk, int reps)
+ * attention; with quick, only the layer sequence and the LM head. */
+static void bench_step(int B, int T, int chunk, int reps, int quick)
 {
 	int N = B * T;
 	size_t nc = (size_t)N * BC, np = 124475904;
@@ -213,6 +214,8 @@ static void bench_step(int B, int T, int chunk, int reps)
 		tok[i] = rand() % BV;
 	printf("# B=%d T=%d N=%d, LM chunk %d, %d OpenMP threads\n", B, T, N,
 	       chunk, omp_get_max_threads());
+	if (quick)
+		goto layer;
 	BEST("layernorm fwd", reps, layernorm_forward(l.y, l.mean, l.rstd,
 			l.x, l.w, l.b, N, BC));
 	BEST("layernorm bwd", reps, layernorm_backward(l.dx, l.dw, l.db, l.dy,
@@ -225,6 +228,7 @@ static void bench_step(int B, int T, int chunk, int reps)
 			l.W, l.bias, N, BC, 4 * BC));
 	BEST("matmul bwd 768->3072 +bias", reps, matmul_backward(l.dx, l.dW,
 			l.db, l.h, l.y, l.W, N, BC, 4 * BC));
+layer:
 	lay = BEST("layer fwd+bwd, no attention", reps, layer_seq(&l, N));
 	printf("  %-30s %9.1f GFLOP/s\n", "  (its gemms)",
 	       6.0 * N * BC * 12 * BC / lay / 1e9);
@@ -237,6 +241,8 @@ static void bench_step(int B, int T, int chunk, int reps)
 			scr, chunk));
 	printf("  %-30s %9.1f GFLOP/s\n", "  (its gemms)",
 	       6.0 * N * BC * BV / lm / 1e9);
+	if (quick)
+		return;
 	free(l.h), free(l.g), free(l.dh), free(scr), free(wte), free(dwte);
 	p = rnd(np, 1), g = rnd(np, 0.01f), m = rnd(np, 0.01f);
 	v = rnd(np, 0);
@@ -261,14 +267,15 @@ int main(int argc, char **argv)
 			bench_gemms(atoi(argv[i]));
 		return 0;
 	}
-	if (argc >= 2 && !strcmp(argv[1], "step")) {
+	if (argc >= 2 && (!strcmp(argv[1], "step") ||
+			  !strcmp(argv[1], "layer"))) {
 		bench_step(argc > 2 ? atoi(argv[2]) : 4,
 			   argc > 3 ? atoi(argv[3]) : 64,
 			   argc > 4 ? atoi(argv[4]) : 256,
-			   argc > 5 ? atoi(argv[5]) : 5);
+			   argc > 5 ? atoi(argv[5]) : 5, argv[1][0] == 'l');
 		return 0;
 	}
-	fprintf(stderr, "usage: %s gemm N... | step B T chunk [reps]\n",
+	fprintf(stderr, "usage: %s gemm N... | step|layer B T chunk [reps]\n",
 		argv[0]);
 	return 2;
 }
