@@ -48,6 +48,19 @@
 #define GPT2_DFF	(4 * GPT2_C)
 #endif
 
+/*
+ * R-MLP reciprocal width R_l of every layer, an initializer of int[GPT2_L]:
+ * CONFIG_RMLP_R_FF_PER_LAYER (checked by scripts/gen-config.sh) or
+ * CONFIG_RMLP_R_FF in every layer; all 0 without CONFIG_RMLP.
+ */
+#if defined(KGPT_RMLP_R_FF_LIST) && IS_ENABLED(CONFIG_RMLP)
+#define GPT2_RMLP_R_LIST	KGPT_RMLP_R_FF_LIST
+#elif IS_ENABLED(CONFIG_RMLP)
+#define GPT2_RMLP_R_LIST	{ [0 ... GPT2_L - 1] = CONFIG_RMLP_R_FF }
+#else
+#define GPT2_RMLP_R_LIST	{ [0 ... GPT2_L - 1] = 0 }
+#endif
+
 #if IS_ENABLED(CONFIG_GPT2_BIAS)
 #define GPT2_HAS_BIAS	1
 #else

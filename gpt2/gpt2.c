@@ -61,13 +61,26 @@ static void attn_backward(struct gpt2 *m, int l, int B, int T, float p,
 			   T, C, NH, p, seed);
 }
 
-/* MLP of layer l: ln2 (N,C) -> out (N,C); fch keeps the pre-activation. */
+/*
+ * MLP of layer l: ln2 (N,C) -> out (N,C), N <= GPT2_N rows. GPT-2's keeps
+ * the pre-activation in fch (N,D_ff) and uses dh as the GELU output. With
+ * CONFIG_RMLP the R-MLP of ra/rmlp.h runs instead: it keeps the
+ * pre-activation in mlp_saved and uses dh as its scratch (both sized by
+ * ra/rmlp.h's helpers, see plan_acts()).
+ */
 static void mlp_forward(struct gpt2 *m, int l, real *out, int N)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	const real *fcb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCB) + (size_t)l * DFF : NULL;
 	const real *fcpb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCPROJB) + (size_t)l * C : NULL;
 
+	if (IS_ENABLED(CONFIG_RMLP)) {
+		struct rmlp_dims d = gpt2_rmlp_dims(l);
+		struct rmlp_params rp = gpt2_rmlp_params(m, l);
+
+		rmlp_forward(out, a->mlp_saved, m->dh, a->ln2, &rp, &d, N);
+		return;
+	}
 	matmul_forward(a->fch, a->ln2, gpt2_param(m, P_FCW) + (size_t)l * DFF * C, fcb,
 		       N, C, DFF);
 	gelu_forward(m->dh, a->fch, (size_t)N * DFF);
@@ -84,6 +97,15 @@ static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 	real *dfcb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCB) + (size_t)l * DFF : NULL;
 	real *dfcpb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCPROJB) + (size_t)l * C : NULL;
 
+	if (IS_ENABLED(CONFIG_RMLP)) {
+		struct rmlp_dims d = gpt2_rmlp_dims(l);
+		struct rmlp_params rp = gpt2_rmlp_params(m, l);
+		struct rmlp_grads rg = gpt2_rmlp_grads(m, l);
+
+		memset(m->dln, 0, (size_t)N * C * sizeof(real));
+		rmlp_backward(m->dln, &rg, m->dh, dout, a->ln2, a->mlp_saved, &rp, &d, N);
+		return;
+	}
 	gelu_forward(h, a->fch, nd);	/* recompute instead of storing */
 	memset(dh, 0, nd * sizeof(real));
 	matmul_backward(dh, gpt2_grad(m, P_FCPROJW) + (size_t)l * C * DFF, dfcpb, dout, h,
@@ -103,6 +125,12 @@ static void fill_tensor_table(struct gpt2_tensor_info *t)
 {
 	const size_t c = C, vp = VP, maxt = GPT2_MAXT, l = L, dff = DFF;
 	const size_t bias = GPT2_HAS_BIAS;
+	/* R-MLP: the layers' (R_l, R_l) mixers back to back, one w_std, w_rec
+	 * (and gate_alpha) per layer; the scalars are not weight-decayed, the
+	 * mixers are, like every other 2-D weight (docs/r-mlp.md) */
+	const size_t rmlp = IS_ENABLED(CONFIG_RMLP);
+	const size_t mix = IS_ENABLED(CONFIG_RMLP_USE_MIXER) ? gpt2_rmlp_mix_offset(L) : 0;
+	const size_t gates = IS_ENABLED(CONFIG_RMLP_USE_GATES);
 	const struct gpt2_tensor_info table[GPT2_NUM_TENSORS] = {
 		[P_WTE]      = { "wte",      vp * c,          0, 1 },
 		[P_WPE]      = { "wpe",      maxt * c,        0, 1 },
@@ -121,10 +149,10 @@ static void fill_tensor_table(struct gpt2_tensor_info *t)
 		[P_LNFW]     = { "lnfw",     c,               0, 0 },
 		[P_LNFB]     = { "lnfb",     c,               0, 0 },
 		[P_LMHEAD]   = { "lm_head",  IS_ENABLED(CONFIG_GPT2_WEIGHT_TYING) ? 0 : vp * c, 0, 1 },
-		[P_MIXW]     = { "mixw",     0,               0, 1 },
-		[P_W_STD]    = { "w_std",    0,               0, 0 },
-		[P_W_REC]    = { "w_rec",    0,               0, 0 },
-		[P_GATE_ALPHA] = { "gate_alpha", 0,           0, 0 },
+		[P_MIXW]     = { "mixw",     mix,             0, 1 },
+		[P_W_STD]    = { "w_std",    rmlp * l,        0, 0 },
+		[P_W_REC]    = { "w_rec",    rmlp * l,        0, 0 },
+		[P_GATE_ALPHA] = { "gate_alpha", gates * l,   0, 0 },
 		[P_KV_RHO]   = { "kv_rho",   0,               0, 0 },
 	};
 	size_t off = 0;
@@ -148,6 +176,23 @@ static void init_const(real *p, size_t n, real v)
 		p[i] = v;
 }
 
+/*
+ * R-MLP tensors of every layer: mixers = identity, w_std = D_std / D_ff,
+ * w_rec = R_l / D_ff, gate_alpha = 0.1 (rmlp_from_baseline()). No random
+ * draws, so every other tensor equals that of a GPT-2 model of the same
+ * seed, and a fresh R-MLP is exactly what --init-from makes of a baseline
+ * checkpoint (ckpt_load_llmc() keeps these tensors as they are).
+ */
+static void init_rmlp(struct gpt2 *m)
+{
+	for (int l = 0; l < L; l++) {
+		struct rmlp_dims d = gpt2_rmlp_dims(l);
+		struct rmlp_grads p = gpt2_rmlp_slices(m, m->params, l);
+
+		rmlp_from_baseline(p.mixw, p.w_std, p.w_rec, p.gate_alpha, &d);
+	}
+}
+
 static void init_params(struct gpt2 *m, uint64_t seed)
 {
 	struct kgpt_rng rng;
@@ -167,6 +212,8 @@ static void init_params(struct gpt2 *m, uint64_t seed)
 	init_const(gpt2_param(m, P_LNFW), C, 1);
 	if (m->tensors[P_LMHEAD].size)
 		init_normal(gpt2_param(m, P_LMHEAD), (size_t)V * C, std, &rng);
+	if (IS_ENABLED(CONFIG_RMLP))
+		init_rmlp(m);
 }
 
 /* ------------------------------------------------------------------------
@@ -200,7 +247,13 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 		TAKE(a->ln2, n * c);
 		TAKE(a->ln2_mean, n);
 		TAKE(a->ln2_rstd, n);
-		TAKE(a->fch, n * DFF);
+		if (IS_ENABLED(CONFIG_RMLP)) {
+			struct rmlp_dims d = gpt2_rmlp_dims(l);
+
+			TAKE(a->mlp_saved, n * rmlp_saved_per_row(&d));
+		} else {
+			TAKE(a->fch, n * DFF);
+		}
 		TAKE(a->res3, n * c);
 	}
 	TAKE(m->lnf, n * c);
@@ -211,8 +264,23 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 	TAKE(m->dln, n * c);
 	TAKE(m->dqkv, n * 3 * c);
 	TAKE(m->datty, n * c);
-	TAKE(m->dfch, n * DFF);
-	TAKE(m->dh, n * DFF);
+	if (IS_ENABLED(CONFIG_RMLP)) {
+		/* the R-MLP's scratch for forward and backward, in place of
+		 * GPT-2's two (N,D_ff) buffers: N (D_ff + max R_l) reals with
+		 * the mixer, N D_ff without */
+		size_t per_row = 0;
+
+		for (int l = 0; l < L; l++) {
+			struct rmlp_dims d = gpt2_rmlp_dims(l);
+
+			if (rmlp_scratch_per_row(&d) > per_row)
+				per_row = rmlp_scratch_per_row(&d);
+		}
+		TAKE(m->dh, n * per_row);
+	} else {
+		TAKE(m->dfch, n * DFF);
+		TAKE(m->dh, n * DFF);
+	}
 	TAKE(m->branch, n * c);
 	TAKE(m->lm_scratch, (size_t)LM_CHUNK * VP);
 #undef TAKE
@@ -489,5 +557,7 @@ double gpt2_flops_per_token(void)
 {
 	double mm = (double)L * (4.0 * C * C + 2.0 * C * DFF) + (double)VP * C;
 
+	if (IS_ENABLED(CONFIG_RMLP_USE_MIXER))
+		mm += (double)gpt2_rmlp_mix_offset(L);	/* the mixers' sum R_l^2 */
 	return 6.0 * mm + 12.0 * L * C * GPT2_T;
 }
