@@ -42,21 +42,154 @@ static uint64_t site_seed(uint64_t seed, int l, int site)
 	return kgpt_splitmix64(&x);
 }
 
-/* (B,T) attention of layer l: qkv -> atty, saving what backward needs. */
+/*
+ * KV-cache pruning (ra/kvprune.h, docs/kv-pruning.md): every layer's
+ * attention keeps at most k keys/values per (sequence, head), with the
+ * same rule in training, evaluation and generation. Hard rule with
+ * k = CONFIG_KV_PRUNE_K; with CONFIG_KV_PRUNE_LEARNED, training runs the
+ * soft relaxation with the layer's keep ratio rho (P_KV_RHO, which gets
+ * d loss / d rho from the attention backward plus lambda / L from the
+ * loss term lambda * mean(rho)), evaluation the hard rule with
+ * k = kvprune_rho_to_k(rho). Without KV pruning only the stubs remain.
+ */
+#if IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
+#define KV_MODE	(IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ? KVPRUNE_V_ONLY : KVPRUNE_KV)
+#define KV_REC	CONFIG_KV_PRUNE_RECENCY
+
+/* Pruning of layer l; soft selects the learned relaxation (training). */
+static struct kvprune_cfg kv_cfg(const struct gpt2 *m, int l, int soft)
+{
+	struct kvprune_cfg c = {
+		.mode = KV_MODE, .k = gpt2_kv_budget(m, l), .recency = KV_REC,
+		.block_size = GPT2_MAXT, .k_max = GPT2_MAXT, .tau = KVPRUNE_TAU_DEFAULT,
+	};
+
+	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) && soft) {
+		c.soft = 1;
+		c.rho = m->params[m->tensors[P_KV_RHO].offset + l];
+	}
+	return c;
+}
+
+/* The pruned kernels allocate their scratch per call: on failure say so
+ * and poison the result, so that the loss is NaN and the trainer stops. */
+static void kv_failed(real *x, size_t n, int err, int l, const char *what)
+{
+	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
+		strerror(-err));
+	for (size_t i = 0; i < n; i++)
+		x[i] = NAN;
+}
+
+static void kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
+	int err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
+					    C, NH, p, seed, &cfg);
+
+	if (err)
+		kv_failed(a->atty, (size_t)B * T * C, err, l, "forward");
+}
+
+static void kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
+	real *drho = cfg.soft ? gpt2_grad(m, P_KV_RHO) + l : NULL;
+	int err = kvprune_attention_backward(m->dqkv, drho, m->datty, a->qkv, a->atty,
+					     a->att_lse, a->kv_evict, B, T, C, NH, p, seed,
+					     &cfg);
+
+	if (err)
+		kv_failed(m->dqkv, (size_t)B * T * 3 * C, err, l, "backward");
+}
+#else
+#define KV_MODE	KVPRUNE_KV
+#define KV_REC	1	/* the generation cache never evicts */
+static inline void kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p,
+				   uint64_t seed) { }
+static inline void kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p,
+				    uint64_t seed) { }
+#endif
+
+/* lambda * mean(rho) of the learned KV budget: m->kv_aux_loss, and
+ * grad_scale * lambda / L into every rho's gradient. */
+static void kv_aux_loss(struct gpt2 *m, float grad_scale)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	const real lambda = (real)CONFIG_KV_PRUNE_LAMBDA_F;
+	const real *rho = gpt2_param(m, P_KV_RHO);
+	real *drho = gpt2_grad(m, P_KV_RHO);
+	double sum = 0;
+
+	for (int l = 0; l < L; l++) {
+		sum += rho[l];
+		drho[l] += (real)grad_scale * lambda / L;
+	}
+	m->kv_aux_loss = (real)(lambda * sum / L);
+#endif
+}
+
+/* Learned KV budget: every layer's rho = CONFIG_KV_PRUNE_INIT_RATIO,
+ * clamped to its valid range. */
+static void kv_init_rho(struct gpt2 *m)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	real *rho = gpt2_param(m, P_KV_RHO);
+
+	for (int l = 0; l < L; l++)
+		rho[l] = (real)CONFIG_KV_PRUNE_INIT_RATIO_F;
+	gpt2_clamp_params(m);
+#endif
+}
+
+int gpt2_kv_budget(const struct gpt2 *m, int l)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	return kvprune_rho_to_k(m->params[m->tensors[P_KV_RHO].offset + l], KV_REC, GPT2_MAXT);
+#elif IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
+	return CONFIG_KV_PRUNE_K;
+#else
+	return GPT2_MAXT;
+#endif
+}
+
+void gpt2_clamp_params(struct gpt2 *m)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	real *rho = gpt2_param(m, P_KV_RHO);
+
+	for (int l = 0; l < L; l++)
+		rho[l] = kvprune_clamp_rho(rho[l], KV_REC, GPT2_MAXT);
+#endif
+}
+
+/* (B,T) attention of layer l: qkv -> atty, saving what backward needs.
+ * KV pruning: pruned, except in an evaluation with m->kv_full. */
 static void attn_forward(struct gpt2 *m, int l, int B, int T, float p,
 			 uint64_t seed)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 
+	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE) && (m->training || !m->kv_full)) {
+		kv_attn_forward(m, l, B, T, p, seed);
+		return;
+	}
 	attention_forward(a->atty, a->att_lse, a->qkv, B, T, C, NH, p, seed);
 }
 
-/* dqkv += d attention / d qkv given datty. */
+/* dqkv += d attention / d qkv given datty (KV pruning, learned budget:
+ * the layer's rho gradient += too). */
 static void attn_backward(struct gpt2 *m, int l, int B, int T, float p,
 			  uint64_t seed)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 
+	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE)) {
+		kv_attn_backward(m, l, B, T, p, seed);
+		return;
+	}
 	attention_backward(m->dqkv, m->datty, a->qkv, a->atty, a->att_lse, B,
 			   T, C, NH, p, seed);
 }
@@ -153,7 +286,7 @@ static void fill_tensor_table(struct gpt2_tensor_info *t)
 		[P_W_STD]    = { "w_std",    rmlp * l,        0, 0 },
 		[P_W_REC]    = { "w_rec",    rmlp * l,        0, 0 },
 		[P_GATE_ALPHA] = { "gate_alpha", gates * l,   0, 0 },
-		[P_KV_RHO]   = { "kv_rho",   0,               0, 0 },
+		[P_KV_RHO]   = { "kv_rho",   IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) ? l : 0, 0, 0 },
 	};
 	size_t off = 0;
 
@@ -214,6 +347,7 @@ static void init_params(struct gpt2 *m, uint64_t seed)
 		init_normal(gpt2_param(m, P_LMHEAD), (size_t)V * C, std, &rng);
 	if (IS_ENABLED(CONFIG_RMLP))
 		init_rmlp(m);
+	kv_init_rho(m);
 }
 
 /* ------------------------------------------------------------------------
@@ -243,6 +377,8 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 		TAKE(a->qkv, n * 3 * c);
 		TAKE(a->atty, n * c);
 		TAKE(a->att_lse, b * NH * t);
+		if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
+			TAKE_INT(a->kv_evict, b * NH * t);
 		TAKE(a->res2, n * c);
 		TAKE(a->ln2, n * c);
 		TAKE(a->ln2_mean, n);
@@ -418,6 +554,7 @@ double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B
 {
 	const int N = B * T;
 
+	m->training = 0;
 	forward_trunk(m, inputs, B, T, 0.0f, 0);
 	if (!targets)
 		return 0.0f;
@@ -434,6 +571,94 @@ void gpt2_logits(struct gpt2 *m, int row, float *logits)
 	matmul_forward(out, m->lnf + (size_t)row * C, head_weight(m), NULL, 1, C, VP);
 	for (int i = 0; i < VP; i++)
 		logits[i] = (float)out[i];
+}
+
+/* ------------------------------------------------------------------------
+ * Generation: one token at a time through a KV cache per layer
+ */
+
+int gpt2_gen_init(struct gpt2_gen *g, const struct gpt2 *m)
+{
+	memset(g, 0, sizeof(*g));
+	for (int l = 0; l < L; l++) {
+		/* without pruning: capacity above block_size, nothing evicted */
+		struct kvprune_cfg cfg = {
+			.mode = KV_MODE, .recency = KV_REC,
+			.k = IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? gpt2_kv_budget(m, l) : GPT2_MAXT + 1,
+		};
+		int err = kv_cache_init(&g->cache[l], NH, C, GPT2_MAXT, &cfg);
+		if (err) {
+			gpt2_gen_free(g);
+			return err;
+		}
+	}
+	return 0;
+}
+
+void gpt2_gen_free(struct gpt2_gen *g)
+{
+	for (int l = 0; l < L; l++)
+		kv_cache_free(&g->cache[l]);
+	memset(g, 0, sizeof(*g));
+}
+
+void gpt2_gen_reset(struct gpt2_gen *g)
+{
+	for (int l = 0; l < L; l++)
+		kv_cache_reset(&g->cache[l]);
+	g->t = 0;
+}
+
+size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only)
+{
+	size_t n = 0;
+
+	for (int l = 0; l < L; l++)
+		n += kv_only ? g->cache[l].kv_bytes : kv_cache_alloc_bytes(&g->cache[l]);
+	return n;
+}
+
+int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
+{
+	const int t = g->t;
+
+	if (token < 0 || token >= V)
+		return -EINVAL;
+	if (t >= GPT2_MAXT)
+		return -ENOSPC;
+	/* the embedding of position t: wpe from row t on */
+	encoder_forward(m->encoded, &token, gpt2_param(m, P_WTE),
+			gpt2_param(m, P_WPE) + (size_t)t * C, 1, 1, C);
+	for (int l = 0; l < L; l++) {
+		struct gpt2_layer_acts *a = &m->layer[l];
+		const real *x = layer_input(m, l);
+		const real *qkvb = GPT2_HAS_BIAS ? gpt2_param(m, P_QKVB) + (size_t)l * 3 * C : NULL;
+		const real *apb = GPT2_HAS_BIAS ? gpt2_param(m, P_ATTPROJB) + (size_t)l * C : NULL;
+		int err;
+
+		layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x,
+				  gpt2_param(m, P_LN1W) + (size_t)l * C,
+				  gpt2_param(m, P_LN1B) + (size_t)l * C, 1, C);
+		matmul_forward(a->qkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
+			       qkvb, 1, C, 3 * C);
+		err = kv_cache_step(&g->cache[l], a->atty, a->qkv, a->qkv + C, a->qkv + 2 * C);
+		if (err)
+			return err;
+		matmul_forward(m->branch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+			       apb, 1, C, C);
+		residual_forward(a->res2, x, m->branch, C);
+		layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
+				  gpt2_param(m, P_LN2W) + (size_t)l * C,
+				  gpt2_param(m, P_LN2B) + (size_t)l * C, 1, C);
+		mlp_forward(m, l, m->branch, 1);
+		residual_forward(a->res3, a->res2, m->branch, C);
+	}
+	layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->layer[L - 1].res3,
+			  gpt2_param(m, P_LNFW), gpt2_param(m, P_LNFB), 1, C);
+	if (logits)
+		gpt2_logits(m, 0, logits);
+	g->t++;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -492,6 +717,7 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	const float p = GPT2_DROPOUT;
 	real *dhead = m->tensors[P_LMHEAD].size ? gpt2_grad(m, P_LMHEAD) : gpt2_grad(m, P_WTE);
 
+	m->training = 1;
 	forward_trunk(m, inputs, B, T, p, seed);
 	memcpy(m->targets, targets, (size_t)N * sizeof(int));
 
@@ -507,6 +733,8 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	if (p > 0.0f)
 		dropout_backward(m->dres, nc, p, site_seed(seed, L, 0));
 	encoder_backward(gpt2_grad(m, P_WTE), gpt2_grad(m, P_WPE), m->dres, m->inputs, B, T, C);
+	kv_aux_loss(m, grad_scale);
+	m->training = 0;
 	return mean_loss(m->losses, N);
 }
 
@@ -551,6 +779,7 @@ void gpt2_update(struct gpt2 *m, float lr)
 			     m->step);
 #endif
 	}
+	gpt2_clamp_params(m);
 }
 
 double gpt2_flops_per_token(void)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "gpt2/config.h"
 #include "kgpt/real.h"
+#include "ra/kvprune.h"
 #include "ra/rmlp.h"
 
 enum gpt2_tensor {
@@ -74,6 +75,9 @@ struct gpt2 {
 
 	int step;		/* optimizer steps taken (AdamW t) */
 	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */
+	int training;		/* the forward in progress is a training one */
+	int kv_full;		/* KV pruning: 1 = gpt2_forward() attends over
+				 * all keys (comparison); training ignores it */
 };
 
 /* Tensor t of the parameters / gradients. */
@@ -173,14 +177,16 @@ void gpt2_free(struct gpt2 *m);
 /* Evaluation forward (no dropout) of inputs (B,T) ids, B <= GPT2_B,
  * T <= GPT2_T. With targets (B,T): returns the mean cross-entropy in nats
  * and fills m->losses; without (NULL): returns 0 and leaves m->lnf ready
- * for gpt2_logits(). */
+ * for gpt2_logits(). KV pruning: the hard rule with gpt2_kv_budget(), or
+ * full attention when m->kv_full is set. */
 double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
 		    int B, int T);
 
 /* Training micro-batch: forward with dropout (masks from dropout_seed) and
  * backward of loss * grad_scale, ACCUMULATING into m->grads. inputs and
  * targets are (GPT2_B, GPT2_T). Returns the mean cross-entropy (without
- * auxiliary losses). */
+ * auxiliary losses: KV pruning's lambda * mean(rho) is left in
+ * m->kv_aux_loss, its gradient accumulated with the rest). */
 double gpt2_forward_backward(struct gpt2 *m, const int *inputs,
 			     const int *targets, float grad_scale,
 			     uint64_t dropout_seed);
@@ -188,12 +194,58 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs,
 /* Logits (Vp) of row `row` of the last gpt2_forward() without targets. */
 void gpt2_logits(struct gpt2 *m, int row, float *logits);
 
+/*
+ * KV-cache budget of layer l in evaluation and generation, in tokens per
+ * (sequence, head): CONFIG_KV_PRUNE_K, with CONFIG_KV_PRUNE_LEARNED
+ * kvprune_rho_to_k() of the layer's learned rho; without KV pruning
+ * GPT2_MAXT (nothing is evicted).
+ */
+int gpt2_kv_budget(const struct gpt2 *m, int l);
+
+/*
+ * Incremental generation of one sequence: one KV cache per layer
+ * (ra/kvprune.h), holding min(t, gpt2_kv_budget(m, l)) tokens per head
+ * with KV pruning (the policy of training, hard rule) and every token
+ * without it. Bytes: kv_cache_alloc_bytes() of each cache.
+ */
+struct gpt2_gen {
+	struct kv_cache cache[GPT2_L];
+	int t;			/* tokens fed = position of the next one */
+};
+
+/* Allocate the caches for model m (its learned budgets are read now).
+ * Returns 0, -ENOMEM or -EINVAL (nothing left allocated). */
+int gpt2_gen_init(struct gpt2_gen *g, const struct gpt2 *m);
+void gpt2_gen_free(struct gpt2_gen *g);
+/* Forget the sequence (keeps the allocation). */
+void gpt2_gen_reset(struct gpt2_gen *g);
+/* Bytes allocated by the caches: all arrays (kv_cache_alloc_bytes()
+ * summed), and with kv_only the key and value arrays alone. */
+size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only);
+
+/*
+ * Feed token `token` at position g->t: embedding, every block through
+ * its KV cache (kv_cache_step()) and the MLP path of training
+ * (N = 1), final LayerNorm; with logits (Vp floats, may be NULL to skip
+ * the LM head) the next-token logits. Teacher-forced gpt2_forward() gives
+ * the same logits up to the rounding of the matmuls (tested to 1e-5).
+ * Uses row 0 of m's activations: a previous gpt2_forward()'s results are
+ * overwritten. Returns 0, -EINVAL (token outside [0, V)) or -ENOSPC (the
+ * context holds GPT2_MAXT tokens already).
+ */
+int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits);
+
 void gpt2_zero_grad(struct gpt2 *m);
 /* Global L2 norm of the gradients; if clip > 0 and it is larger, scale the
  * gradients down to norm clip. Returns the norm before clipping. */
 float gpt2_clip_grad(struct gpt2 *m, float clip);
-/* One AdamW step with learning rate lr (weight decay on 2-D weights). */
+/* One AdamW step with learning rate lr (weight decay on 2-D weights),
+ * then gpt2_clamp_params(). */
 void gpt2_update(struct gpt2 *m, float lr);
+/* Put parameters that have a valid range back into it: KV pruning's
+ * learned rho into [recency / block_size, 1] (kvprune_clamp_rho()).
+ * Nothing to do in other configurations. */
+void gpt2_clamp_params(struct gpt2 *m);
 
 /* Model FLOPs per token for forward + backward: 6 * (matmul parameters,
  * R-MLP mixers included; no recomputation counted) +
