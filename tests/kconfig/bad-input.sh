@@ -9,7 +9,7 @@
 # scripts/kconfig-check.sh and scripts/gen-config.sh.
 #
 # Every case goes through three doors, each on a gpt2-tiny tree
-# (n_layer 4, n_embd 128, so D_ff = 512):
+# (n_layer 4; the cases that need it set n_embd 128, so D_ff = 512):
 #   merge:   make mergeconfig F=fragment
 #   recipe:  a defconfig file (gpt2-tiny plus the bad lines) loaded by
 #            scripts/load-config.sh, as make defconfig-NAME does
@@ -109,11 +109,11 @@ check_case "duplicate symbol" \
 	'CONFIG_SEED.*twice' 'CONFIG_SEED=1([^0-9]|$)' 'CONFIG_SEED=2([^0-9]|$)'
 
 check_case "n_embd not a multiple of n_head" \
-	'CONFIG_GPT2_N_HEAD=3' -- \
+	'CONFIG_GPT2_N_EMBD=128' 'CONFIG_GPT2_N_HEAD=3' -- \
 	'CONFIG_GPT2_N_EMBD=128.*CONFIG_GPT2_N_HEAD=3'
 
 check_case "R_ff >= D_ff" \
-	'CONFIG_RMLP=y' 'CONFIG_RMLP_R_FF=600' -- \
+	'CONFIG_GPT2_N_EMBD=128' 'CONFIG_RMLP=y' 'CONFIG_RMLP_R_FF=600' -- \
 	'CONFIG_RMLP_R_FF=600.*512'
 
 check_case "per-layer R_ff list with the wrong count" \
@@ -121,7 +121,7 @@ check_case "per-layer R_ff list with the wrong count" \
 	'CONFIG_RMLP_R_FF_PER_LAYER=?"?64,64.*[^0-9]4([^0-9]|$)'
 
 check_case "per-layer R_ff entry >= D_ff" \
-	'CONFIG_RMLP=y' 'CONFIG_RMLP_R_FF_PER_LAYER="64,64,600,64"' -- \
+	'CONFIG_GPT2_N_EMBD=128' 'CONFIG_RMLP=y' 'CONFIG_RMLP_R_FF_PER_LAYER="64,64,600,64"' -- \
 	'CONFIG_RMLP_R_FF_PER_LAYER.*600'
 
 check_case "KV_PRUNE_RECENCY >= KV_PRUNE_K" \
