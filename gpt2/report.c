@@ -15,7 +15,8 @@
 
 /* Every layer's values and their means over the layers. */
 struct rmlp_report {
-	double w_std[GPT2_L], w_rec[GPT2_L], gate_alpha[GPT2_L], mix_fro[GPT2_L];
+	double w_std[GPT2_L], w_rec[GPT2_L], gate_alpha[GPT2_L], rec_scale[GPT2_L];
+	double mix_fro[GPT2_L];
 	struct rmlp_stats mean;
 };
 
@@ -31,6 +32,7 @@ static void rmlp_collect(struct train *tr, struct rmlp_report *r)
 		r->w_std[l] = s.w_std;
 		r->w_rec[l] = s.w_rec;
 		r->gate_alpha[l] = s.gate_alpha;
+		r->rec_scale[l] = s.rec_scale;
 		r->mix_fro[l] = s.mix_fro;
 		r->mean.w_std += s.w_std / GPT2_L;
 		r->mean.w_rec += s.w_rec / GPT2_L;
@@ -64,7 +66,8 @@ static void rmlp_print_header(void)
 }
 
 /* metrics.jsonl: arrays over the layers; summary.json (means set): the
- * same and the means. gate_alpha only with gates, mix_fro with the mixer. */
+ * same and the means. gate_alpha and rec_scale = w_rec * gate_alpha (the
+ * reciprocal path's whole factor) only with gates, mix_fro with the mixer. */
 static void rmlp_add_json(struct train *tr, cJSON *obj, int means)
 {
 	struct rmlp_report r;
@@ -72,9 +75,12 @@ static void rmlp_add_json(struct train *tr, cJSON *obj, int means)
 	rmlp_collect(tr, &r);
 	cJSON_AddItemToObject(obj, "rmlp_w_std", cJSON_CreateDoubleArray(r.w_std, GPT2_L));
 	cJSON_AddItemToObject(obj, "rmlp_w_rec", cJSON_CreateDoubleArray(r.w_rec, GPT2_L));
-	if (IS_ENABLED(CONFIG_RMLP_USE_GATES))
+	if (IS_ENABLED(CONFIG_RMLP_USE_GATES)) {
 		cJSON_AddItemToObject(obj, "rmlp_gate_alpha",
 				      cJSON_CreateDoubleArray(r.gate_alpha, GPT2_L));
+		cJSON_AddItemToObject(obj, "rmlp_rec_scale",
+				      cJSON_CreateDoubleArray(r.rec_scale, GPT2_L));
+	}
 	if (IS_ENABLED(CONFIG_RMLP_USE_MIXER))
 		cJSON_AddItemToObject(obj, "rmlp_mix_fro",
 				      cJSON_CreateDoubleArray(r.mix_fro, GPT2_L));

@@ -6,8 +6,8 @@
 # test dataset:
 #   - the baseline trainer has no R-MLP code, this one has;
 #   - the start-up lines give the split and the geometric initial scalars;
-#   - metrics.jsonl has w_std, w_rec, gate_alpha and ||mixw||_F of every
-#     layer on every log line, and they move away from their initial
+#   - metrics.jsonl has w_std, w_rec, gate_alpha, rec_scale and ||mixw||_F
+#     of every layer on every log line, and they move away from their initial
 #     values; the training loss goes down;
 #   - summary.json has their means, the console summary a line;
 #   - 20 steps + checkpoint + 20 resumed steps give the same rows (all
@@ -46,8 +46,10 @@ like "$RUN_OUT" "R-MLP mixer on .*gates on \\(gate_alpha init 0\\.1\\)" "and the
 metrics=$w/out/latest/metrics.jsonl
 first=$(grep '"type":"train"' "$metrics" | head -1)
 last=$(grep '"type":"train"' "$metrics" | tail -1)
-is "$(grep '"type":"train"' "$metrics" | grep -c '"rmlp_w_std":\[[^]]*,[^]]*\],"rmlp_w_rec":\[[^]]*,[^]]*\],"rmlp_gate_alpha":\[[^]]*,[^]]*\],"rmlp_mix_fro":\[[^]]*,[^]]*\]')" 40 \
-	"every training row has w_std, w_rec, gate_alpha and mix_fro of both layers"
+for key in rmlp_w_std rmlp_w_rec rmlp_gate_alpha rmlp_rec_scale rmlp_mix_fro; do
+	is "$(grep '"type":"train"' "$metrics" | grep -c "\"$key\":\\[[^],]*,[^],]*\\]")" 40 \
+		"every training row has $key of both layers"
+done
 
 # moved FIELD INIT: every layer's value in the last row differs from INIT
 # by more than 1e-3 (and was within 3e-3 of it after step 1: one step of
