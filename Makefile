@@ -115,6 +115,15 @@ PHONY += resume
 resume: build data
 	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 --resume
 
+# Text from the latest run's checkpoint, one token at a time through the KV
+# cache (pruned with CONFIG_KV_CACHE_PRUNE): make sample PROMPT=... TOKENS=N
+PROMPT ?= ROMEO:
+TOKENS ?= 128
+PHONY += sample
+sample: $(BUILD)/generate $(VOCAB)
+	$(Q)cd $(srctree) && $(BUILD)/generate --checkpoint '$(call unquote,$(CONFIG_OUTPUT_DIR))/latest' \
+		--prompt '$(subst ','\'',$(PROMPT))' --tokens $(TOKENS)
+
 PHONY += build prepare
 build: $(TRAINERS) $(PROGS)
 
@@ -362,6 +371,9 @@ help:
 	@echo '  all (default)     - Build the trainer for .config, prepare data, train'
 	@echo '                      (continues an unfinished run of the same .config)'
 	@echo '  resume            - Continue the unfinished run in OUTPUT_DIR/latest'
+	@echo '  sample            - Generate text from OUTPUT_DIR/latest one token at a time through'
+	@echo '                      the KV cache (pruned with KV-cache pruning); build/generate'
+	@echo '                      --eval: the val_loss with pruning and with full attention'
 	@echo '  build             - Only build the trainer and tools under build/'
 	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
@@ -381,6 +393,8 @@ help:
 	@echo '  BASELINE=e/p/id   - Compare against this W&B run (CONFIG_BASELINE_RUN_ID)'
 	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'
 	@echo '  V=1               - Show full commands'
+	@echo '  PROMPT=TEXT       - Text make sample continues (default ROMEO:)'
+	@echo '  TOKENS=N          - Tokens make sample generates (default 128)'
 	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
 	@echo ''
 	@echo 'Recipes:'

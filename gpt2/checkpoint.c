@@ -1390,6 +1390,8 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 		return err;
 	nfp = fingerprint(m, fp);
 	err = fp_compare(spath, sf, nf, fp, nfp);
+	if (!err && !trainer_state && state_len == CKPT_STATE_ANY)
+		state_len = h.state_len;	/* read (for the checksum), then dropped */
 	if (!err && h.state_len != state_len) {
 		error("%s: the trainer state is %llu bytes in the file, this trainer keeps %zu (a checkpoint of another kgpt version)",
 		      spath, (unsigned long long)h.state_len, state_len);
@@ -1440,7 +1442,7 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 		err = check_against_done(&sf_, mf.state_size, mf.state_crc);
 	rf_close(&sf_);
 	if (!err) {
-		if (state_len)
+		if (state_len && trainer_state)
 			memcpy(trainer_state, blob, state_len);
 		m->step = (int)h.step;
 	}

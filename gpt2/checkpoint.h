@@ -57,6 +57,7 @@
 #define CKPT_LLMC_HEADER	256		/* int32 entries */
 #define CKPT_STATE_VERSION	1
 #define CKPT_KEEP_DEFAULT	2		/* newest complete + the previous */
+#define CKPT_STATE_ANY		((size_t)-1)	/* ckpt_load(): any trainer state */
 
 /*
  * Save model m (parameters, AdamW m and v, m->step) and the caller's
@@ -102,7 +103,10 @@ int ckpt_verify(const char *ckpt_dir);
  * file's value and the compiled value, returns -EINVAL and leaves m
  * untouched. A damaged file returns -EBADMSG; m's parameters and moments
  * are then undefined (load another checkpoint or reinitialise), while
- * trainer_state is written only after every check passed.
+ * trainer_state is written only after every check passed. Readers that do
+ * not keep a trainer state (build/generate) pass trainer_state NULL and
+ * state_len CKPT_STATE_ANY: the state of any length is checked and
+ * dropped.
  */
 int ckpt_load(const char *ckpt_dir, struct gpt2 *m, void *trainer_state,
 	      size_t state_len);
