@@ -19,6 +19,7 @@
 #include "gpt2/gpt2.h"
 #include "kernels/cpu/kernels.h"
 #include "kgpt/rng.h"
+#include "gpt2/phase.h"		/* last: times every kernel call below */
 
 #define C	GPT2_C
 #define L	GPT2_L
@@ -28,6 +29,15 @@
 #define VP	GPT2_VP
 
 #define LM_CHUNK 128	/* LM-head rows per chunk: scratch LM_CHUNK * Vp */
+
+double gpt2_phase_s[GPT2_NUM_PHASES];
+const char *const gpt2_phase_name[GPT2_NUM_PHASES] = {
+	[GPT2_PH_MATMUL] = "matmul",
+	[GPT2_PH_LMHEAD] = "lm_head",
+	[GPT2_PH_ATTENTION] = "attention",
+	[GPT2_PH_ELEMENTWISE] = "elementwise",
+	[GPT2_PH_OPTIMIZER] = "optimizer",
+};
 
 /* ------------------------------------------------------------------------
  * Mechanism hooks: attention and MLP. The default bodies are GPT-2's; the

@@ -255,4 +255,21 @@ double gpt2_flops_per_token(void);
 /* Bytes of parameters, gradients, optimizer state and activations. */
 size_t gpt2_bytes(const struct gpt2 *m);
 
+/*
+ * Seconds spent in each phase of the model, summed over every call since
+ * the program started or the caller last zeroed the array: each kernel
+ * call of gpt2.c is timed into the phase of its kernel (gpt2/phase.h).
+ * For benchmarks (train_gpt2 --bench); reading it costs nothing.
+ */
+enum gpt2_phase {
+	GPT2_PH_MATMUL,		/* linear layers (and R-MLP) */
+	GPT2_PH_LMHEAD,		/* LM head + cross-entropy */
+	GPT2_PH_ATTENTION,	/* attention (and KV pruning) */
+	GPT2_PH_ELEMENTWISE,	/* embeddings, LayerNorm, GELU, residual, dropout */
+	GPT2_PH_OPTIMIZER,	/* gradient norm, clipping, AdamW */
+	GPT2_NUM_PHASES
+};
+extern double gpt2_phase_s[GPT2_NUM_PHASES];
+extern const char *const gpt2_phase_name[GPT2_NUM_PHASES];
+
 #endif /* KGPT_GPT2_H */
