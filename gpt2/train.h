@@ -44,6 +44,11 @@ float lr_at(int step, double frac);
 /* Mean val_loss over CONFIG_GPT2_EVAL_SAMPLES validation batches. */
 float evaluate(struct train *tr);
 
+/* gpt2/bench.c: time `steps` trainer steps after `warmup` on synthetic
+ * data, print them and, with json, write the figures there. Returns 0 or 1
+ * (out of memory, json not writable). */
+int train_bench(int steps, int warmup, const char *json);
+
 /* gpt2/report.c: what each enabled mechanism adds to the outputs. */
 void train_print_mechanism_header(struct train *tr);	/* start-up lines */
 void train_log_mechanisms(struct train *tr, cJSON *line);	/* metrics.jsonl */

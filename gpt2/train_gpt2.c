@@ -13,8 +13,9 @@
  *   OUTPUT_DIR/latest -> that folder
  *
  * Usage: train_gpt2 [--resume | --fresh] [--init-from FILE] [--stop-at STEP]
- *        [--print-config] [--help]. Everything else is decided by Kconfig at
- * build time; `make TIME=60` overrides the time budget.
+ *        [--print-config] [--bench STEPS [--warmup W] [--json FILE]] [--help].
+ * Everything else is decided by Kconfig at build time; `make TIME=60`
+ * overrides the time budget.
  *
  * Without --fresh, an unfinished run of the same configuration in
  * OUTPUT_DIR/latest (no summary.json yet, a checkpoint present) is resumed
@@ -976,22 +977,25 @@ static int train_loop(struct train *tr)
 static void usage(void)
 {
 	printf("usage: train_gpt2 [--resume | --fresh] [--init-from FILE] [--stop-at STEP]\n"
-	       "                  [--print-config]\n"
+	       "                  [--print-config] [--bench STEPS [--warmup W] [--json FILE]]\n"
 	       "Trains the GPT-2 configured at build time (make menuconfig; make).\n"
 	       "An unfinished run of the same .config in OUTPUT_DIR/latest is resumed.\n"
 	       "  --resume         resume OUTPUT_DIR/latest (make resume); fail if impossible\n"
 	       "  --fresh          start a new run even if the latest one is unfinished\n"
 	       "  --init-from FILE start a new run from an llm.c model file's parameters\n"
 	       "  --stop-at STEP   stop after STEP steps with a checkpoint, as on SIGINT\n"
-	       "  --print-config   print the .config this binary was compiled from\n");
+	       "  --print-config   print the .config this binary was compiled from\n"
+	       "  --bench STEPS    time STEPS training steps on random tokens after W warm-up\n"
+	       "                   steps (default 1); no data needed, no run folder; --json\n"
+	       "                   FILE writes the figures (make bench runs them all)\n");
 }
 
 int main(int argc, char **argv)
 {
 	static struct train tr;
 	enum run_mode mode = RUN_AUTO;
-	const char *init_from = NULL;
-	int rc;
+	const char *init_from = NULL, *bench_json = NULL;
+	int rc, bench = 0, warmup = 1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1010,11 +1014,19 @@ int main(int argc, char **argv)
 			init_from = argv[++i];
 		} else if (!strcmp(a, "--stop-at") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
 			stop_at = atoi(argv[++i]);
+		} else if (!strcmp(a, "--bench") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
+			bench = atoi(argv[++i]);
+		} else if (!strcmp(a, "--warmup") && i + 1 < argc && atoi(argv[i + 1]) >= 0) {
+			warmup = atoi(argv[++i]);
+		} else if (!strcmp(a, "--json") && i + 1 < argc) {
+			bench_json = argv[++i];
 		} else {
 			usage();
 			return 2;
 		}
 	}
+	if (bench)
+		return train_bench(bench, warmup, bench_json);
 	if (init_from && mode == RUN_RESUME) {
 		fprintf(stderr, "kgpt: --init-from starts a new run; it cannot go with --resume\n");
 		return 2;
