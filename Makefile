@@ -57,8 +57,23 @@ OPTFLAGS ?= -O3 -march=native
 CFLAGS   := -std=gnu11 $(OPTFLAGS) -fopenmp -g -Wall -Wextra -Wno-unused-parameter \
 	    -Wshadow -Wstrict-prototypes -MMD -MP $(EXTRA_CFLAGS)
 CPPFLAGS := -I$(srctree)/include -I$(srctree) -D_GNU_SOURCE
-LDLIBS   := -lopenblas -lpcre2-8 -lcjson -lm $(EXTRA_LDLIBS)
+# The BLAS: OpenBLAS built for OpenMP (libopenblas-openmp-dev), so that its
+# gemms and kgpt's kernels share one team of threads. The pthread build
+# keeps a second pool of its own threads that competes with OpenMP's for
+# the cores. BLAS_LIBS="..." links another BLAS (README.md, Performance).
+MULTIARCH    := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_OMP := $(patsubst %/,%,$(dir $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so)))
+comma        := ,
+BLAS_LIBS    ?= $(if $(OPENBLAS_OMP),-L$(OPENBLAS_OMP) -Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP)) -lopenblas
+BLAS_CFLAGS  ?= $(addprefix -I,$(wildcard /usr/include/$(MULTIARCH)/openblas-openmp))
+CPPFLAGS += $(BLAS_CFLAGS)
+LDLIBS   := $(BLAS_LIBS) -lpcre2-8 -lcjson -lm $(EXTRA_LDLIBS)
 LDFLAGS  := -fopenmp $(EXTRA_LDFLAGS)
+
+# OpenMP threads that wait sleep at once instead of spinning: on a machine
+# shared with other work a spinning thread burns the time slice its peers
+# need, and waking a sleeping one costs microseconds per parallel region.
+export OMP_WAIT_POLICY ?= passive
 
 # --------------------------------------------------------------------------
 # Source lists: each directory's Kbuild fragment adds to these.

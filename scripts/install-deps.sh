@@ -13,7 +13,7 @@ set -euo pipefail
 packages=(
 	build-essential         # gcc, make
 	kconfig-frontends-nox   # kconfig-conf, kconfig-mconf (make menuconfig)
-	libopenblas-dev         # matrix products
+	libopenblas-openmp-dev  # matrix products (OpenBLAS on kgpt's OpenMP threads)
 	libpcre2-dev            # GPT-2 tokenizer (pre-tokenisation regex)
 	libcjson-dev            # encoder.json, summary.json
 	libcurl4-openssl-dev    # W&B uploader
