@@ -28,7 +28,10 @@
 #define V	GPT2_V
 #define VP	GPT2_VP
 
-#define LM_CHUNK 128	/* LM-head rows per chunk: scratch LM_CHUNK * Vp */
+/* LM-head rows per chunk: scratch LM_CHUNK * Vp. Each chunk reads and
+ * writes the whole (Vp, C) gradient of the head once; from 256 rows on
+ * that pass costs little next to the chunk's three gemms. */
+#define LM_CHUNK	(GPT2_N < 512 ? GPT2_N : 512)
 
 double gpt2_phase_s[GPT2_NUM_PHASES];
 const char *const gpt2_phase_name[GPT2_NUM_PHASES] = {
