@@ -684,10 +684,10 @@ static int llmc_check_config(const char *path, const int32_t *h)
 		int32_t got = h[k], exp = want[k];
 
 		if (k == 8) {	/* 0 means 4 * n_embd */
-			got = got ? got : 4 * h[6];
-			exp = GPT2_DFF;
 			if (h[6] != GPT2_C)
 				continue;	/* already explained by n_embd */
+			got = got ? got : 4 * GPT2_C;
+			exp = GPT2_DFF;
 		}
 		if (got != exp)
 			msg_add(msg, sizeof(msg), "%s is %d in the file, the trainer is compiled for %d (%s)",
@@ -933,6 +933,22 @@ static int write_state(struct wfile *f, const void *arg)
 	return wf_write(f, &tr, sizeof(tr));
 }
 
+/*
+ * The header's sizes add up to its file size, and each part fits in that
+ * size: a damaged header whose sum only wraps around to it is refused
+ * before anything is allocated from its sizes.
+ */
+static int state_sizes_valid(const struct state_header *h)
+{
+	uint64_t fs = h->file_size;
+
+	return h->nfields <= FP_FILE_MAX && fs <= (uint64_t)1 << 60 &&
+	       h->state_len <= fs && h->num_params <= fs / 8 &&
+	       h->extra_floats <= fs / 4 &&
+	       fs == state_file_size((int)h->nfields, h->extra_floats,
+				     h->num_params, h->state_len);
+}
+
 /* Header and fields of state.bin; file size and format checked. */
 static int state_open(struct rfile *f, const char *path, struct state_header *h,
 		      struct state_field *sf, int *nfields)
@@ -959,8 +975,7 @@ static int state_open(struct rfile *f, const char *path, struct state_header *h,
 		err = -EINVAL;
 		goto fail;
 	}
-	if (h->nfields > FP_FILE_MAX || h->file_size != state_file_size((int)h->nfields,
-			h->extra_floats, h->num_params, h->state_len)) {
+	if (!state_sizes_valid(h)) {
 		error("%s: header is inconsistent (fields %u, size %llu); the file is damaged",
 		      path, h->nfields, (unsigned long long)h->file_size);
 		err = -EBADMSG;

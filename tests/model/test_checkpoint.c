@@ -436,6 +436,84 @@ static void test_foreign(const char *run)
 	   "another trainer-state size: -EINVAL, \"%s\"", ckpt_last_error());
 }
 
+/*
+ * Inputs the fuzz target (tests/fuzz/fuzz_checkpoint.c) found: readers
+ * that computed with a header's values before checking them. Under
+ * make check-asan (UndefinedBehaviorSanitizer, AddressSanitizer) each was
+ * a crash.
+ */
+static void test_fuzz_findings(const char *run)
+{
+	char dir[PATHLEN], path[PATHLEN], done[256];
+	unsigned long long ms, ss, nf, base, len;
+	unsigned int mcrc, scrc;
+	uint64_t np, extra, v64;
+	int32_t v;
+	FILE *fp;
+	int r;
+
+	/* llm.c header: an n_embd so large that 4 * n_embd overflows an int */
+	pathf(path, "%s/wide.bin", run);
+	sh("cp %s/checkpoints/step_000007/model.bin %s", run, path);
+	v = 1 << 29;
+	patch(path, 6 * 4, &v, 4);
+	r = ckpt_load_llmc(path, &b);
+	ok(r == -EINVAL && has("n_embd is 536870912 in the file"),
+	   "llm.c file with n_embd 2^29: -EINVAL, \"%s\"", ckpt_last_error());
+
+	/*
+	 * state.bin cut after its fields, with a trainer-state length that
+	 * makes the header's size sum wrap around to the file's size, and a
+	 * DONE that agrees: damaged, not a 16-exabyte allocation.
+	 */
+	pathf(dir, "%s/checkpoints/step_000014", run);
+	sh("cp -a %s/checkpoints/step_000007 %s", run, dir);
+	pathf(path, "%s/state.bin", dir);
+	fp = fopen(path, "rb");
+	nf = np = extra = 0;
+	if (fp) {
+		uint32_t n32 = 0;
+
+		if (fseek(fp, 12, SEEK_SET) || fread(&n32, 4, 1, fp) != 1 ||
+		    fseek(fp, 32, SEEK_SET) || fread(&np, 8, 1, fp) != 1 ||
+		    fread(&extra, 8, 1, fp) != 1)
+			diag("cannot read the header of %s", path);
+		nf = n32;
+		fclose(fp);
+	}
+	base = 72 + 40 * nf + 8;
+	len = 0 - (extra + 2 * np) * 4;
+	sh("truncate -s %llu %s", base, path);
+	v64 = base;
+	patch(path, 16, &v64, 8);
+	v64 = len;
+	patch(path, 48, &v64, 8);
+	pathf(path, "%s/DONE", dir);
+	fp = fopen(path, "r+");
+	if (fp && fscanf(fp, "kgpt-checkpoint 1 step %*d model.bin %llu %x state.bin %llu %x",
+			 &ms, &mcrc, &ss, &scrc) == 4) {
+		int n = snprintf(done, sizeof(done),
+				 "kgpt-checkpoint 1\nstep 14\nmodel.bin %llu %08x\nstate.bin %llu %08x\n",
+				 ms, mcrc, base, scrc);
+
+		rewind(fp);
+		if (fwrite(done, 1, n, fp) != (size_t)n)
+			diag("cannot write %s", path);
+		fflush(fp);
+		if (ftruncate(fileno(fp), n))
+			diag("cannot truncate %s", path);
+	} else {
+		diag("cannot rewrite %s", path);
+	}
+	if (fp)
+		fclose(fp);
+	r = ckpt_load(dir, &b, NULL, CKPT_STATE_ANY);
+	ok(r == -EBADMSG && has("header is inconsistent"),
+	   "state.bin whose sizes wrap around: -EBADMSG, \"%s\"", ckpt_last_error());
+	expect_fallback(run, "state.bin whose sizes wrap around");
+	sh("rm -rf %s", dir);
+}
+
 static void test_resave(const char *run, struct trainer_state *st)
 {
 	struct trainer_state got;
@@ -607,6 +685,7 @@ int main(void)
 	test_keep(run, &st);
 	test_damage(run);
 	test_foreign(run);
+	test_fuzz_findings(run);
 	test_resave(run, &st);
 	test_empty();
 	test_write_failures(try_mount());
