@@ -75,6 +75,15 @@ LDFLAGS  := -fopenmp $(EXTRA_LDFLAGS)
 # need, and waking a sleeping one costs microseconds per parallel region.
 export OMP_WAIT_POLICY ?= passive
 
+# SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal
+# (make check-asan builds so in build/asan). SAN=fuzz: also libFuzzer's
+# coverage instrumentation, with CC=clang (tests/fuzz/run.sh, build/fuzz).
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ifneq ($(SAN),)
+CFLAGS   += $(SAN_FLAGS) $(if $(filter fuzz,$(SAN)),-fsanitize=fuzzer-no-link)
+LDFLAGS  += $(SAN_FLAGS)
+endif
+
 # --------------------------------------------------------------------------
 # Source lists: each directory's Kbuild fragment adds to these.
 lib-y   :=
@@ -105,7 +114,7 @@ UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
 	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
 	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
-	check-train check-asan tokenize prepare_data
+	check-train check-asan check-fuzz tokenize prepare_data
 dot-config := 1
 ifneq ($(MAKECMDGOALS),)
 ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
@@ -308,13 +317,23 @@ $(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJ
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
-PHONY += lib tools unit-tests model-tests tokenize prepare_data
+# Fuzz targets: tests/fuzz/fuzz_*.c, libFuzzer programs against this
+# configuration's model; built by tests/fuzz/run.sh with CC=clang SAN=fuzz.
+FUZZ_SRCS := $(wildcard $(srctree)/tests/fuzz/fuzz_*.c)
+FUZZERS   := $(patsubst $(srctree)/tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
+	$(say) LD "fuzz/$*"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+
+PHONY += lib tools unit-tests model-tests fuzzers tokenize prepare_data
 lib: $(LIBKGPT) $(LIBKGPT64)
 tools: $(PROGS)
 tokenize: $(BUILD)/tokenize
 prepare_data: $(BUILD)/prepare_data
 unit-tests: $(UNIT_TESTS)
 model-tests: $(MODEL_TESTS) $(TRAINERS)
+fuzzers: $(FUZZERS)
 
 # --------------------------------------------------------------------------
 # Data: the GPT-2 vocabulary and the configured dataset.
@@ -353,6 +372,15 @@ $(TS)/tinyshakespeare_val.bin: $(VOCAB) | $(BUILD)/prepare_data
 PHONY += check
 check:
 	$(Q)$(srctree)/scripts/run-tests.sh
+
+# The unit tests (and one small configuration's model tests) under
+# AddressSanitizer + UndefinedBehaviorSanitizer in build/asan; the fuzz
+# targets for KGPT_FUZZ_SECONDS each (default 60). Both are part of check.
+PHONY += check-asan check-fuzz
+check-asan:
+	$(Q)$(srctree)/scripts/run-tests.sh asan
+check-fuzz:
+	$(Q)$(srctree)/scripts/run-tests.sh fuzz
 
 # --------------------------------------------------------------------------
 PHONY += clean mrproper distclean
@@ -395,7 +423,13 @@ help:
 	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'
 	@echo ''
 	@echo 'Tests:'
-	@echo '  check             - The whole test suite (unit, kconfig, model, trainer)'
+	@echo '  check             - The whole test suite (unit, kconfig, model, trainer,'
+	@echo '                      asan, fuzz)'
+	@echo '  check-asan        - Unit tests and one model'"'"'s tests under AddressSanitizer'
+	@echo '                      and UndefinedBehaviorSanitizer (build/asan)'
+	@echo '  check-fuzz        - libFuzzer targets (tokenizer, shard, checkpoint readers;'
+	@echo '                      clang) and the config-fragment mutation fuzzer, each'
+	@echo '                      for KGPT_FUZZ_SECONDS (default 60)'
 	@echo ''
 	@echo 'Cleaning:'
 	@echo '  clean             - Remove build/'
@@ -409,6 +443,7 @@ help:
 	@echo '                      checked and compiled in; the matrix itself is not implemented yet)'
 	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'
 	@echo '  V=1               - Show full commands'
+	@echo '  SAN=1             - Build with AddressSanitizer + UBSan (SAN=fuzz: and libFuzzer, CC=clang)'
 	@echo '  PROMPT=TEXT       - Text make sample continues (default ROMEO:)'
 	@echo '  TOKENS=N          - Tokens make sample generates (default 128)'
 	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'

@@ -20,6 +20,8 @@ packages=(
 	gnuplot-nox             # loss.png in each run folder
 	tmux                    # menuconfig test (tests/kconfig/menuconfig.sh)
 	clang                   # second compiler for the checks
+	libclang-rt-dev         # clang's sanitizer and libFuzzer runtimes (tests/fuzz)
+	libomp-dev              # OpenMP for clang (the fuzz targets' build)
 	curl                    # fetching data when online
 	ca-certificates         # HTTPS for curl
 )

@@ -8,6 +8,10 @@
 #   kconfig  tests/kconfig/*.sh (configuration system, in temporary O= trees)
 #   model    tests/model/run.sh
 #   train    tests/train/*.sh
+#   asan     the unit tests, and the model tests of tests/configs/grad-base,
+#            built with AddressSanitizer + UndefinedBehaviorSanitizer
+#            (make SAN=1, in build/asan) and run with leak detection
+#   fuzz     tests/fuzz/run.sh: the fuzz targets for KGPT_FUZZ_SECONDS each
 # Every test program prints TAP ("ok N - ...", "not ok N - ..."). This
 # prints each program's output, counts the lines per group and ends with
 # one line "N passed, N failed" (", N skipped" when some are). A program
@@ -17,11 +21,14 @@
 #
 # Environment: KGPT_DATA_MIRROR (default: ../shared/data beside the tree),
 # KGPT_TEST_TIMEOUT (seconds per test program, default 600), O= and V=1
-# as for make.
+# as for make, KGPT_FUZZ_SECONDS (per fuzz target, default 60), and
+# ASAN_OPTIONS / UBSAN_OPTIONS, appended to the asan group's own (e.g.
+# ASAN_OPTIONS=detect_leaks=0 where LeakSanitizer cannot run: under
+# ptrace, gdb or strace).
 set -u
 
 srctree=$(cd "$(dirname "$0")/.." && pwd)
-all_groups="unit kconfig model train"
+all_groups="unit kconfig model train asan fuzz"
 
 usage() {
 	echo "usage: $0 [GROUP...]   (groups: $all_groups)" >&2
@@ -178,6 +185,67 @@ group_train() {
 	for t in "${tests[@]}"; do
 		run_tap "tests/train/$(basename "$t")" bash "$t"
 	done
+}
+
+# The sanitizer runtimes' settings: every error ends the program with a
+# report (-fno-sanitize-recover=all makes UBSan's fatal too), leaks
+# included; the user's own settings come last and win.
+san_env=(env
+	"ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_string_checks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	"UBSAN_OPTIONS=print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}")
+
+# san_make LABEL MAKE-ARGS...: build in a sanitizer tree, one TAP line.
+san_make() {
+	local label=$1 out rc
+	shift
+	out=$(cd "$srctree" && make --no-print-directory ${verbose:+V=$verbose} SAN=1 "$@" 2>&1)
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		runner_pass "$label"
+	else
+		runner_fail "$label (exit status $rc)"
+		printf '%s\n' "$out" | tail -40 | sed 's/^/# /'
+	fi
+	return $rc
+}
+
+group_asan() {
+	local src name bin t asan=$build/asan cfg=grad-base
+	local srcs=("$srctree"/tests/unit/test_*.c) models=()
+
+	if san_make "make SAN=1 unit-tests (build/asan)" O="$asan" -j"$jobs" unit-tests; then
+		for src in "${srcs[@]}"; do
+			name=$(basename "$src" .c)
+			bin=$asan/build/tests/$name
+			run_tap "asan: tests/unit/$name" "${san_env[@]}" "$bin"
+		done
+	fi
+
+	# One small configuration's model tests: the model, the checkpoint
+	# reader and writer, the float64 gradient checks.
+	for src in "$srctree"/tests/model/test_*.c; do
+		models+=("$asan/$cfg/build/tests/model/$(basename "$src" .c)")
+	done
+	mkdir -p "$asan"
+	if ! "$srctree/scripts/load-config.sh" "$srctree" "$asan/$cfg" \
+		"$srctree/tests/configs/$cfg.config" defconfig >"$asan/$cfg.log" 2>&1; then
+		runner_fail "asan: load tests/configs/$cfg.config"
+		tail -20 "$asan/$cfg.log" | sed 's/^/# /'
+		return
+	fi
+	san_make "make SAN=1 the model tests of $cfg (build/asan/$cfg)" \
+		O="$asan/$cfg" -j"$jobs" "${models[@]}" || return
+	for t in "${models[@]}"; do
+		run_tap "asan: $cfg: tests/model/$(basename "$t")" "${san_env[@]}" "$t"
+	done
+}
+
+group_fuzz() {
+	# four fuzzing runs of KGPT_FUZZ_SECONDS each, after the build
+	local s=${KGPT_FUZZ_SECONDS:-60} timeout_s=$timeout_s
+
+	[ "$timeout_s" -ge $((4 * s + 420)) ] || timeout_s=$((4 * s + 420))
+	run_tap "tests/fuzz/run.sh" bash "$srctree/tests/fuzz/run.sh"
 }
 
 summary() {
