@@ -114,7 +114,7 @@ UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
 	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
 	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
-	check-train check-asan check-fuzz tokenize prepare_data
+	check-train check-asan check-fuzz tokenize prepare_data bench
 dot-config := 1
 ifneq ($(MAKECMDGOALS),)
 ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
@@ -373,6 +373,14 @@ PHONY += check
 check:
 	$(Q)$(srctree)/scripts/run-tests.sh
 
+# --------------------------------------------------------------------------
+# Benchmarks: each bench/NAME.config built in build/bench/NAME and timed on
+# random tokens (scripts/bench.sh); BENCH="NAME..." runs some of them.
+
+PHONY += bench
+bench:
+	$(Q)$(srctree)/scripts/bench.sh $(BENCH)
+
 # The unit tests (and one small configuration's model tests) under
 # AddressSanitizer + UndefinedBehaviorSanitizer in build/asan; the fuzz
 # targets for KGPT_FUZZ_SECONDS each (default 60). Both are part of check.
@@ -431,6 +439,11 @@ help:
 	@echo '                      clang) and the config-fragment mutation fuzzer, each'
 	@echo '                      for KGPT_FUZZ_SECONDS (default 60)'
 	@echo ''
+	@echo 'Benchmarks:'
+	@echo '  bench             - Time training steps of every bench/*.config (and the'
+	@echo '                      default recipe) on random tokens: ms/step, tokens/s,'
+	@echo '                      GFLOP/s, MFU, peak RSS, phases; build/bench/results.json'
+	@echo ''
 	@echo 'Cleaning:'
 	@echo '  clean             - Remove build/'
 	@echo '  mrproper          - Also remove .config and generated headers'
@@ -446,6 +459,7 @@ help:
 	@echo '  SAN=1             - Build with AddressSanitizer + UBSan (SAN=fuzz: and libFuzzer, CC=clang)'
 	@echo '  PROMPT=TEXT       - Text make sample continues (default ROMEO:)'
 	@echo '  TOKENS=N          - Tokens make sample generates (default 128)'
+	@echo '  BENCH="NAME..."   - make bench runs only these (e.g. BENCH=124m-b4-t64)'
 	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
 	@echo ''
 	@echo 'Recipes:'

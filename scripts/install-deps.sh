@@ -23,6 +23,7 @@ packages=(
 	libclang-rt-dev         # clang's sanitizer and libFuzzer runtimes (tests/fuzz)
 	libomp-dev              # OpenMP for clang (the fuzz targets' build)
 	curl                    # fetching data when online
+	jq                      # make bench (tables from the trainer's JSON)
 	ca-certificates         # HTTPS for curl
 )
 if [ "${1:-}" = --list ]; then
