@@ -15,7 +15,9 @@
  * for du, so the scalar costs one multiply-add per element of u.
  *
  * Only the pre-activation is kept between forward and backward; backward
- * rebuilds the activation (one pass, plus the mixer gemm) in scratch.
+ * rebuilds the activation (one pass, plus the mixer gemm) in scratch, and
+ * turns dh into dpre in place in one pass that also reduces the scalars'
+ * gradients and the up-projection's bias gradient.
  */
 #include <cblas.h>
 #include "kernels/cpu/kernels.h"
@@ -30,13 +32,15 @@
 #define RMLP_EXP_HI	R(80.0)
 
 /*
- * e^{-2z} for the GELU below, the exponent clamped to [lo, hi]. float: the
- * branch-free, vectorisable kexp() of kernels/cpu/kutil.h; double (the
- * gradient tests): libm's exp().
+ * e^{-2z} for the GELU below, z = sqrt(2/pi) (x + 0.044715 x^3), the
+ * exponent clamped to [lo, hi]. -2 sqrt(2/pi) is one constant (scaling by
+ * 2 is exact, so this is bit-for-bit -2 * z). float: the branch-free,
+ * vectorisable kexp() of kernels/cpu/kutil.h; double (the gradient
+ * tests): libm's exp().
  */
-static inline real rmlp_exp_m2z(real z, real lo, real hi)
+static inline real rmlp_exp_m2z(real x, real lo, real hi)
 {
-	real a = -2 * z;
+	real a = -2 * GELU_K * (x + GELU_C * x * x * x);
 
 #ifdef KGPT_F64
 	a = a < lo ? lo : a;
@@ -47,18 +51,23 @@ static inline real rmlp_exp_m2z(real z, real lo, real hi)
 
 /*
  * GELU, tanh approximation, in its sigmoid form:
- * 0.5 x (1 + tanh z) = x s,  s = 1 / (1 + e),  e = e^{-2z},
- * z = sqrt(2/pi) (x + 0.044715 x^3). Returns s, and e * s = 1 - s
- * (for the derivative, without cancellation) in *es.
+ * 0.5 x (1 + tanh z) = x s,  s = 1 / (1 + e),  e = e^{-2z}.
+ * Returns s, and e * s = 1 - s (for the derivative, without
+ * cancellation) in *es.
  */
 static inline real rmlp_gelu_s(real x, real *es, real lo, real hi)
 {
-	real z = GELU_K * (x + GELU_C * x * x * x);
-	real e = rmlp_exp_m2z(z, lo, hi);
+	real e = rmlp_exp_m2z(x, lo, hi);
 	real s = 1 / (1 + e);
 
 	*es = e * s;
 	return s;
+}
+
+/* GELU(x) = x / (1 + e^{-2z}) (one division, no multiply by s). */
+static inline real rmlp_gelu(real x, real lo, real hi)
+{
+	return x / (1 + rmlp_exp_m2z(x, lo, hi));
 }
 
 /* d GELU / dx = s + x s (1 - s) 2 dz/dx, with s, es from rmlp_gelu_s(). */
@@ -82,7 +91,8 @@ static void rmlp_act_forward(real *h, real *u, const real *pre, real s_std,
 
 	KHIDE(lo);
 	KHIDE(hi);
-#pragma omp parallel for schedule(static) if ((long)N * Dff >= KPAR_MIN)
+#pragma omp parallel for schedule(static) firstprivate(lo, hi) \
+	if ((long)N * Dff >= KPAR_MIN)
 	for (int n = 0; n < N; n++) {
 		const real *restrict ps = pre + (size_t)n * Dff;
 		const real *restrict pl = ps + Ds;
@@ -91,69 +101,146 @@ static void rmlp_act_forward(real *h, real *u, const real *pre, real s_std,
 		real sl = mixer ? 1 : s_low;
 
 #pragma omp simd
-		for (int j = 0; j < Ds; j++) {
-			real x = ps[j], es;
-
-			hs[j] = s_std * x * rmlp_gelu_s(x, &es, lo, hi);
-		}
+		for (int j = 0; j < Ds; j++)
+			hs[j] = s_std * rmlp_gelu(ps[j], lo, hi);
 #pragma omp simd
-		for (int k = 0; k < Rr; k++) {
-			real x = pl[k], es;
-
-			hl[k] = sl * x * rmlp_gelu_s(x, &es, lo, hi);
-		}
+		for (int k = 0; k < Rr; k++)
+			hl[k] = sl * rmlp_gelu(pl[k], lo, hi);
 	}
 }
+
+/* Elements per partial sum of the scalar gradients (see below). */
+#define RMLP_SUM_BLK	128
+
+/*
+ * One contiguous run of n elements of a row, backward: d := scale *
+ * GELU'(x) * dm, db += d when db is not NULL; returns sum dm * GELU(x).
+ * dm may be d itself (read before written). The sum runs in `real` over
+ * blocks of RMLP_SUM_BLK elements (16 terms per vector lane) and in double
+ * across blocks: converting every term to double inside the vector loop
+ * costs a quarter of the pass.
+ */
+static inline double rmlp_seg_backward(real *d, real *db, const real *dm,
+				       const real *x, real scale, int n,
+				       real lo, real hi)
+{
+	double sum = 0;
+
+	for (int j0 = 0; j0 < n; j0 += RMLP_SUM_BLK) {
+		int j1 = j0 + RMLP_SUM_BLK < n ? j0 + RMLP_SUM_BLK : n;
+		real bs = 0;
+
+#pragma omp simd reduction(+:bs)
+		for (int j = j0; j < j1; j++) {
+			real es, s = rmlp_gelu_s(x[j], &es, lo, hi);
+			real g = dm[j];
+
+			bs += g * x[j] * s;
+			d[j] = scale * g * rmlp_dgelu(x[j], s, es);
+		}
+		sum += bs;
+		if (db)
+#pragma omp simd
+			for (int j = j0; j < j1; j++)
+				db[j] += d[j];
+	}
+	return sum;
+}
+
+/*
+ * Activation pass, backward, for the columns [c0, c1) of every row (see
+ * rmlp_act_backward()); stores its parts of the two scalar sums in
+ * sum[0], sum[1] (once, at the end: the threads' slots share a line).
+ */
+static void rmlp_act_backward_cols(real *dh, real *dfcb, double sum[2],
+				   const real *pre, const real *du,
+				   real s_std, real s_low, int N, int Ds,
+				   int Rr, int c0, int c1, real lo, real hi)
+{
+	int Dff = Ds + Rr;
+	int s0 = c0 < Ds ? c0 : Ds, s1 = c1 < Ds ? c1 : Ds;	/* standard */
+	int l0 = c0 > Ds ? c0 : Ds, l1 = c1 > Ds ? c1 : Ds;	/* reciprocal */
+	double as = 0, al = 0;
+
+	for (int n = 0; n < N; n++) {
+		const real *ps = pre + (size_t)n * Dff;
+		real *ds = dh + (size_t)n * Dff;
+		const real *dm = du ? du + (size_t)n * Rr + (l0 - Ds) : ds + l0;
+
+		as += rmlp_seg_backward(ds + s0, dfcb ? dfcb + s0 : NULL,
+					ds + s0, ps + s0, s_std, s1 - s0, lo,
+					hi);
+		al += rmlp_seg_backward(ds + l0, dfcb ? dfcb + l0 : NULL, dm,
+					ps + l0, s_low, l1 - l0, lo, hi);
+	}
+	sum[0] = as;
+	sum[1] = al;
+}
+
+/* Threads of the backward pass; their partial sums are added in order. */
+#define RMLP_MAX_THREADS	256
 
 /*
  * Activation pass, backward, in place: dh (N, D_ff) -> dpre (N, D_ff).
  * Standard part: dpre = s_std GELU'(pre) dh, *acc_std = sum dh GELU(pre).
  * Reciprocal part, with dm = du (N, Rr) = dh_low @ mixw when there is a
  * mixer, else dm = dh[:, Ds:]: dpre = s_low GELU'(pre) dm and
- * *acc_low = sum dm GELU(pre) = dL/ds_low. Sums in double.
+ * *acc_low = sum dm GELU(pre) = dL/ds_low. Also dfcb (D_ff) += column
+ * sums of dpre when dfcb is not NULL, which saves matmul_backward() a
+ * pass over dpre. Each thread owns a range of columns and walks the rows
+ * in order, and the threads' partial sums are added in thread order, so
+ * every result is deterministic for a given thread count.
  */
-static void rmlp_act_backward(real *dh, double *acc_std, double *acc_low,
-			      const real *pre, const real *du, real s_std,
-			      real s_low, int N, int Ds, int Rr)
+static void rmlp_act_backward(real *dh, real *dfcb, double *acc_std,
+			      double *acc_low, const real *pre,
+			      const real *du, real s_std, real s_low, int N,
+			      int Ds, int Rr)
 {
-	int Dff = Ds + Rr;
-	double as = 0, al = 0;
+	int Dff = Ds + Rr, nt = omp_get_max_threads();
+	double part[RMLP_MAX_THREADS][2] = { { 0 } };
 	real lo = RMLP_EXP_LO, hi = RMLP_EXP_HI;
 
 	KHIDE(lo);
 	KHIDE(hi);
-#pragma omp parallel for schedule(static) reduction(+:as, al) \
+	nt = nt < RMLP_MAX_THREADS ? nt : RMLP_MAX_THREADS;
+#pragma omp parallel num_threads(nt) firstprivate(lo, hi) \
 	if ((long)N * Dff >= KPAR_MIN)
-	for (int n = 0; n < N; n++) {
-		const real *restrict ps = pre + (size_t)n * Dff;
-		const real *restrict pl = ps + Ds;
-		real *restrict ds = dh + (size_t)n * Dff;
-		/* dm is dl itself without mixer: neither may be restrict. */
-		real *dl = ds + Ds;
-		const real *dm = du ? du + (size_t)n * Rr : dl;
-		double rs = 0, rl = 0;
+	{
+		size_t c0, c1;
 
-#pragma omp simd reduction(+:rs)
-		for (int j = 0; j < Ds; j++) {
-			real x = ps[j], es, s = rmlp_gelu_s(x, &es, lo, hi);
-			real g = ds[j];
-
-			rs += (double)(g * x * s);
-			ds[j] = s_std * g * rmlp_dgelu(x, s, es);
-		}
-#pragma omp simd reduction(+:rl)
-		for (int k = 0; k < Rr; k++) {
-			real x = pl[k], es, s = rmlp_gelu_s(x, &es, lo, hi);
-			real g = dm[k];
-
-			rl += (double)(g * x * s);
-			dl[k] = s_low * g * rmlp_dgelu(x, s, es);
-		}
-		as += rs;
-		al += rl;
+		kthread_range(Dff, 16, &c0, &c1);
+		rmlp_act_backward_cols(dh, dfcb, part[omp_get_thread_num()],
+				       pre, du, s_std, s_low, N, Ds, Rr,
+				       (int)c0, (int)c1, lo, hi);
 	}
-	*acc_std = as;
-	*acc_low = al;
+	*acc_std = *acc_low = 0;
+	for (int t = 0; t < nt; t++) {
+		*acc_std += part[t][0];
+		*acc_low += part[t][1];
+	}
+}
+
+/*
+ * db (C) += column sums of x (N, C), each thread owning a range of
+ * columns (deterministic): the down-projection's bias gradient, done next
+ * to the activation pass rather than by matmul_backward() between its
+ * two BLAS calls.
+ */
+static void rmlp_colsum(real *db, const real *x, int N, int C)
+{
+#pragma omp parallel if ((long)N * C >= KPAR_MIN)
+	{
+		size_t j0, j1;
+
+		kthread_range(C, 16, &j0, &j1);
+		for (int n = 0; n < N; n++) {
+			const real *restrict r = x + (size_t)n * C;
+
+#pragma omp simd
+			for (size_t j = j0; j < j1; j++)
+				db[j] += r[j];
+		}
+	}
 }
 
 /* w_rec * gate_alpha, the factor on the reciprocal path. */
@@ -228,23 +315,31 @@ void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
 
 	if (N <= 0)
 		return;
+	/*
+	 * Order: [dfcprojb, h] (OpenMP), [dfcprojw, dh, mixer] (BLAS),
+	 * [GELU' with dfcb] (OpenMP), [dinp, dfcw] (BLAS). dfcb's column sums
+	 * ride on the GELU' pass instead of a pass of their own over dpre
+	 * (N, D_ff), which pays for rebuilding h.
+	 */
+	if (g->fcprojb)
+		rmlp_colsum(g->fcprojb, dout, N, C);
 	/* Down-projection: needs h, rebuilt in a. */
 	rmlp_activation(a, u, saved, p, d, N);
-	matmul_backward(NULL, g->fcprojw, g->fcprojb, dout, a, p->fcprojw, N,
-			Dff, C);
+	cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Dff, N, 1, dout,
+		   C, a, Dff, 1, g->fcprojw, Dff);
 	/* a = dh (N, D_ff) = dout (N, C) @ fcprojw (C, D_ff), overwriting h. */
 	cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Dff, C, 1,
 		   dout, C, p->fcprojw, Dff, 0, a, Dff);
 	if (d->use_mixer)
 		rmlp_mix_backward(g->mixw, u, a, p->mixw, s_low, N, Ds, Rr);
-	rmlp_act_backward(a, &acc_std, &acc_low, saved,
+	rmlp_act_backward(a, g->fcb, &acc_std, &acc_low, saved,
 			  d->use_mixer ? u : NULL, *p->w_std, s_low, N, Ds, Rr);
 	*g->w_std = (real)(*g->w_std + acc_std);
 	*g->w_rec = (real)(*g->w_rec + (double)gate * acc_low);
 	if (d->use_gates)
 		*g->gate_alpha = (real)(*g->gate_alpha + (double)w_rec * acc_low);
-	/* Up-projection: a now holds dpre. */
-	matmul_backward(dinp, g->fcw, g->fcb, a, inp, p->fcw, N, C, Dff);
+	/* Up-projection: a now holds dpre; dfcb is done. */
+	matmul_backward(dinp, g->fcw, NULL, a, inp, p->fcw, N, C, Dff);
 }
 
 void rmlp_init_gates(real *w_std, real *w_rec, real *gate_alpha,

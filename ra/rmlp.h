@@ -136,8 +136,10 @@ void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
  * @dout: (N, C); @inp: (N, C) as given to forward; @saved: forward's,
  *     unchanged. The parameters must be those of the forward call.
  * Recomputes the (N, D_ff) activation from @saved instead of keeping it.
- * Cost: the baseline MLP's four gemms (8 N C D_ff flops), one extra pass
- * over (N, D_ff), and with the mixer three (N,R)x(R,R) gemms (6 N R^2).
+ * Cost: the baseline MLP's four gemms (8 N C D_ff flops) and passes over
+ * (N, D_ff) as many as the baseline's (rebuilding h is one more, the
+ * bias gradient of fcb one less: it is fused into the GELU' pass), and
+ * with the mixer three (N,R)x(R,R) gemms (6 N R^2).
  */
 void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
 		   const real *dout, const real *inp, const real *saved,

@@ -314,6 +314,42 @@ static void test_from_baseline(int Rff, struct kgpt_rng *rng)
 	mlp_free(&m);
 }
 
+/* Two backward passes from zeroed gradients give the same bits (mixer,
+ * gates, random scalars, on the threads the test runs with). */
+static void test_deterministic(int Rff, struct kgpt_rng *rng)
+{
+	const int N = 64;
+	struct mlp m;
+	struct rl r[2];
+	int same = 1;
+
+	mlp_init(&m, N, rng);
+	for (int k = 0; k < 2; k++) {
+		rl_alloc(&r[k], Rff, 1, 1, N);
+		r[k].w_std = 0.8f;
+		r[k].w_rec = 0.6f;
+		r[k].gate = 0.3f;
+		rl_forward(&r[k], &m, N);
+		rl_backward(&r[k], &m, N);
+	}
+	same &= !memcmp(r[0].out, r[1].out, (size_t)N * C * sizeof(real));
+	same &= !memcmp(r[0].dinp, r[1].dinp, (size_t)N * C * sizeof(real));
+	same &= !memcmp(r[0].dfcw, r[1].dfcw, (size_t)DFF * C * sizeof(real));
+	same &= !memcmp(r[0].dfcb, r[1].dfcb, DFF * sizeof(real));
+	same &= !memcmp(r[0].dfcprojw, r[1].dfcprojw,
+			(size_t)C * DFF * sizeof(real));
+	same &= !memcmp(r[0].dfcprojb, r[1].dfcprojb, C * sizeof(real));
+	same &= !memcmp(r[0].dmixw, r[1].dmixw,
+			(size_t)Rff * Rff * sizeof(real));
+	same &= r[0].dw_std == r[1].dw_std && r[0].dw_rec == r[1].dw_rec &&
+		r[0].dgate == r[1].dgate;
+	ok(same, "R=%d mixer+gates: forward and backward are deterministic "
+	   "(%d threads)", Rff, omp_get_max_threads());
+	rl_free(&r[0]);
+	rl_free(&r[1]);
+	mlp_free(&m);
+}
+
 static void test_init(void)
 {
 	static const struct { int R; double ws, wr; } v[] = {
@@ -480,6 +516,7 @@ int main(int argc, char **argv)
 	test_equals_baseline(1152, &rng);
 	test_from_baseline(64, &rng);
 	test_from_baseline(1152, &rng);
+	test_deterministic(1152, &rng);
 	test_init();
 	test_sizes();
 	if (do_bench) {

@@ -4,7 +4,9 @@
  * backward against central finite differences for every parameter and the
  * input, in all four combinations of use_mixer / use_gates, with and
  * without biases, and with w_rec = 0; backward accumulates and does not
- * depend on what forward left in scratch.
+ * depend on what forward left in scratch. A second, larger size runs the
+ * passes on several threads (column ranges that straddle the boundary of
+ * the two paths) and is checked on a sample of elements.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,38 +14,67 @@
 #include "kgpt/rng.h"
 #include "ra/rmlp.h"
 
-#define N	5
-#define C	6
-#define DS	10
-#define RR	3
-#define DFF	(DS + RR)
 #define FD_H	1e-5
 #define FD_TOL	1e-7
 
-/* One layer's parameters, each tensor at a fixed place in one array. */
+/* One layer's parameters and input, each tensor at its place in one array. */
 enum { T_FCW, T_FCB, T_MIXW, T_FCPROJW, T_FCPROJB, T_WSTD, T_WREC, T_GATE,
        T_INP, NT };
 static const char *const tname[NT] = { "fcw", "fcb", "mixw", "fcprojw",
 	"fcprojb", "w_std", "w_rec", "gate_alpha", "inp" };
-static const size_t tsize[NT] = { DFF * C, DFF, RR * RR, C * DFF, C, 1, 1,
-	1, N * C };
 
 struct layer {
+	int N, C, Ds, Rr;
+	size_t size[NT];
 	real *t[NT];
 	real *mem;
 };
 
-static void layer_alloc(struct layer *l)
-{
-	size_t off = 0, total = 0;
+/* Forward/backward buffers and dout, for one size. */
+struct bufs {
+	real *out, *dout, *saved, *saved0, *scratch;
+	size_t n_scratch;
+};
 
+static void layer_alloc(struct layer *l, int N, int C, int Ds, int Rr)
+{
+	size_t dff = (size_t)Ds + Rr, off = 0, total = 0;
+	size_t size[NT] = { dff * C, dff, (size_t)Rr * Rr, C * dff, C, 1, 1,
+			    1, (size_t)N * C };
+
+	l->N = N;
+	l->C = C;
+	l->Ds = Ds;
+	l->Rr = Rr;
+	memcpy(l->size, size, sizeof(size));
 	for (int i = 0; i < NT; i++)
-		total += tsize[i];
+		total += size[i];
 	l->mem = calloc(total, sizeof(real));
 	for (int i = 0; i < NT; i++) {
 		l->t[i] = l->mem + off;
-		off += tsize[i];
+		off += size[i];
 	}
+}
+
+static void bufs_alloc(struct bufs *b, const struct layer *l)
+{
+	size_t nc = (size_t)l->N * l->C, nd = (size_t)l->N * (l->Ds + l->Rr);
+
+	b->out = calloc(nc, sizeof(real));
+	b->dout = calloc(nc, sizeof(real));
+	b->saved = calloc(nd, sizeof(real));
+	b->saved0 = calloc(nd, sizeof(real));
+	b->n_scratch = nd + (size_t)l->N * l->Rr;
+	b->scratch = calloc(b->n_scratch, sizeof(real));
+}
+
+static void bufs_free(struct bufs *b)
+{
+	free(b->out);
+	free(b->dout);
+	free(b->saved);
+	free(b->saved0);
+	free(b->scratch);
 }
 
 static void fill_normal(real *x, size_t n, double sd, struct kgpt_rng *rng)
@@ -55,15 +86,24 @@ static void fill_normal(real *x, size_t n, double sd, struct kgpt_rng *rng)
 /* Values large enough that GELU is well into its curved range. */
 static void layer_init(struct layer *l, struct kgpt_rng *rng)
 {
-	fill_normal(l->t[T_FCW], tsize[T_FCW], 0.5, rng);
-	fill_normal(l->t[T_FCB], tsize[T_FCB], 0.3, rng);
-	fill_normal(l->t[T_MIXW], tsize[T_MIXW], 0.6, rng);
-	fill_normal(l->t[T_FCPROJW], tsize[T_FCPROJW], 0.4, rng);
-	fill_normal(l->t[T_FCPROJB], tsize[T_FCPROJB], 0.3, rng);
-	fill_normal(l->t[T_INP], tsize[T_INP], 1.0, rng);
+	double sd = 1.2 / sqrt(l->C);
+
+	fill_normal(l->t[T_FCW], l->size[T_FCW], sd, rng);
+	fill_normal(l->t[T_FCB], l->size[T_FCB], 0.3, rng);
+	fill_normal(l->t[T_MIXW], l->size[T_MIXW], 1.5 / sqrt(l->Rr), rng);
+	fill_normal(l->t[T_FCPROJW], l->size[T_FCPROJW], 0.4, rng);
+	fill_normal(l->t[T_FCPROJB], l->size[T_FCPROJB], 0.3, rng);
+	fill_normal(l->t[T_INP], l->size[T_INP], 1.0, rng);
 	l->t[T_WSTD][0] = 0.8;
 	l->t[T_WREC][0] = 0.35;
 	l->t[T_GATE][0] = 0.7;
+}
+
+static struct rmlp_dims dims_of(const struct layer *l, int mixer, int gates)
+{
+	struct rmlp_dims d = { l->C, l->Ds, l->Rr, mixer, gates };
+
+	return d;
 }
 
 static struct rmlp_params params_of(const struct layer *l, int bias)
@@ -99,56 +139,55 @@ static double gelu_ref(double x)
 static void forward_ref(double *out, const struct layer *l,
 			const struct rmlp_dims *d, int bias)
 {
+	int C = l->C, Ds = l->Ds, Rr = l->Rr, Dff = Ds + Rr;
 	const real *fcw = l->t[T_FCW], *inp = l->t[T_INP];
-	double h[DFF], u[RR];
+	double *h = calloc(Dff, sizeof(double)), *u = calloc(Rr, sizeof(double));
 	double s_low = l->t[T_WREC][0] * (d->use_gates ? l->t[T_GATE][0] : 1);
 
-	for (int n = 0; n < N; n++) {
-		for (int j = 0; j < DFF; j++) {
+	for (int n = 0; n < l->N; n++) {
+		for (int j = 0; j < Dff; j++) {
 			double a = bias ? l->t[T_FCB][j] : 0;
 
 			for (int c = 0; c < C; c++)
 				a += fcw[j * C + c] * inp[n * C + c];
 			h[j] = gelu_ref(a);
 		}
-		for (int j = 0; j < DS; j++)
+		for (int j = 0; j < Ds; j++)
 			h[j] *= l->t[T_WSTD][0];
-		for (int k = 0; k < RR; k++)
-			u[k] = h[DS + k];
-		for (int j = 0; j < RR; j++) {
+		for (int k = 0; k < Rr; k++)
+			u[k] = h[Ds + k];
+		for (int j = 0; j < Rr; j++) {
 			double m = u[j];
 
 			if (d->use_mixer) {
 				m = 0;
-				for (int k = 0; k < RR; k++)
-					m += l->t[T_MIXW][j * RR + k] * u[k];
+				for (int k = 0; k < Rr; k++)
+					m += l->t[T_MIXW][j * Rr + k] * u[k];
 			}
-			h[DS + j] = s_low * m;
+			h[Ds + j] = s_low * m;
 		}
 		for (int c = 0; c < C; c++) {
 			double a = bias ? l->t[T_FCPROJB][c] : 0;
 
-			for (int j = 0; j < DFF; j++)
-				a += l->t[T_FCPROJW][c * DFF + j] * h[j];
+			for (int j = 0; j < Dff; j++)
+				a += l->t[T_FCPROJW][c * Dff + j] * h[j];
 			out[n * C + c] = a;
 		}
 	}
+	free(h);
+	free(u);
 }
-
-struct bufs {
-	real out[N * C], dout[N * C], saved[N * DFF];
-	real scratch[N * (DFF + RR)];
-};
 
 /* L = sum out * dout through rmlp_forward(). */
 static double loss(struct bufs *b, const struct layer *l,
 		   const struct rmlp_dims *d, int bias)
 {
 	struct rmlp_params p = params_of(l, bias);
+	size_t nc = (size_t)l->N * l->C;
 	double L = 0;
 
-	rmlp_forward(b->out, b->saved, b->scratch, l->t[T_INP], &p, d, N);
-	for (int i = 0; i < N * C; i++)
+	rmlp_forward(b->out, b->saved, b->scratch, l->t[T_INP], &p, d, l->N);
+	for (size_t i = 0; i < nc; i++)
 		L += b->out[i] * b->dout[i];
 	return L;
 }
@@ -171,57 +210,59 @@ static void backward(struct bufs *b, struct layer *g, const struct layer *l,
 	struct rmlp_grads q = grads_of(g, bias);
 
 	/* Backward must not rely on what forward left in scratch. */
-	for (size_t i = 0; i < sizeof(b->scratch) / sizeof(real); i++)
+	for (size_t i = 0; i < b->n_scratch; i++)
 		b->scratch[i] = NAN;
 	rmlp_backward(g->t[T_INP], &q, b->scratch, b->dout, l->t[T_INP],
-		      b->saved, &p, d, N);
+		      b->saved, &p, d, l->N);
 }
 
 static void check_forward(struct bufs *b, struct layer *l,
 			  const struct rmlp_dims *d, int bias, const char *tag)
 {
-	double ref[N * C], err = 0;
+	size_t nc = (size_t)l->N * l->C;
+	double *ref = calloc(nc, sizeof(double)), err = 0;
 
 	loss(b, l, d, bias);
 	forward_ref(ref, l, d, bias);
-	for (int i = 0; i < N * C; i++)
+	for (size_t i = 0; i < nc; i++)
 		err = fmax(err, fabs(b->out[i] - ref[i]));
 	ok(err <= 1e-12, "%s forward = direct formula (max err %.3g)", tag, err);
+	free(ref);
 }
 
 /*
- * Finite differences for every used tensor; disabled ones stay untouched.
- * A gradient must not vanish, except for the tensors in the zero_ok mask
- * (bit t for tensor t).
+ * Finite differences for every used tensor (all elements, or `sample`
+ * random ones of each); disabled tensors stay untouched. A gradient must
+ * not vanish, except for the tensors in the zero_ok mask (bit t).
  */
 static void check_grads(struct bufs *b, struct layer *l, struct layer *g,
 			const struct rmlp_dims *d, int bias, unsigned zero_ok,
-			const char *tag)
+			int sample, struct kgpt_rng *rng, const char *tag)
 {
-	real saved0[N * DFF];
+	size_t nd = (size_t)l->N * (l->Ds + l->Rr);
 
 	loss(b, l, d, bias);
-	memcpy(saved0, b->saved, sizeof(saved0));
+	memcpy(b->saved0, b->saved, nd * sizeof(real));
 	for (int t = 0; t < NT; t++)
-		for (size_t i = 0; i < tsize[t]; i++)
-			g->t[t][i] = 12345;
-	for (int t = 0; t < NT; t++)
-		if (tensor_used(t, d, bias))
-			memset(g->t[t], 0, tsize[t] * sizeof(real));
+		for (size_t i = 0; i < g->size[t]; i++)
+			g->t[t][i] = tensor_used(t, d, bias) ? 0 : 12345;
 	backward(b, g, l, d, bias);
-	ok(!memcmp(saved0, b->saved, sizeof(saved0)),
+	ok(!memcmp(b->saved0, b->saved, nd * sizeof(real)),
 	   "%s backward leaves saved unchanged", tag);
 	for (int t = 0; t < NT; t++) {
+		size_t n = l->size[t];
+		int m = sample && (size_t)sample < n ? sample : (int)n;
 		double err = 0, gmax = 0;
 		int same = 1;
 
 		if (!tensor_used(t, d, bias)) {
-			for (size_t i = 0; i < tsize[t]; i++)
+			for (size_t i = 0; i < n; i++)
 				same &= g->t[t][i] == 12345;
 			ok(same, "%s d%s untouched (unused)", tag, tname[t]);
 			continue;
 		}
-		for (size_t i = 0; i < tsize[t]; i++) {
+		for (int k = 0; k < m; k++) {
+			size_t i = m == (int)n ? (size_t)k : kgpt_rng_below(rng, n);
 			real v = l->t[t][i];
 			double lp, lm, num;
 
@@ -235,8 +276,8 @@ static void check_grads(struct bufs *b, struct layer *l, struct layer *g,
 			gmax = fmax(gmax, fabs(num));
 		}
 		ok(err <= FD_TOL && (gmax > 1e-3 || (zero_ok >> t & 1)),
-		   "%s d%s = finite differences (max rel err %.3g, max |grad| %.3g)",
-		   tag, tname[t], err, gmax);
+		   "%s d%s = finite differences (%d of %zu, max rel err %.3g, "
+		   "max |grad| %.3g)", tag, tname[t], m, n, err, gmax);
 	}
 }
 
@@ -247,37 +288,37 @@ static void check_accumulate(struct bufs *b, struct layer *l, struct layer *g,
 	struct layer g1;
 	double err = 0;
 
-	layer_alloc(&g1);
+	layer_alloc(&g1, l->N, l->C, l->Ds, l->Rr);
 	for (int t = 0; t < NT; t++)
-		memset(g->t[t], 0, tsize[t] * sizeof(real));
+		memset(g->t[t], 0, g->size[t] * sizeof(real));
 	loss(b, l, d, bias);
 	backward(b, g, l, d, bias);
 	for (int t = 0; t < NT; t++)
-		memcpy(g1.t[t], g->t[t], tsize[t] * sizeof(real));
+		memcpy(g1.t[t], g->t[t], g->size[t] * sizeof(real));
 	backward(b, g, l, d, bias);
 	for (int t = 0; t < NT; t++)
-		for (size_t i = 0; i < tsize[t]; i++)
+		for (size_t i = 0; i < g->size[t]; i++)
 			err = fmax(err, fabs(g->t[t][i] - 2 * g1.t[t][i]));
 	ok(err <= 1e-12, "%s second backward doubles every gradient (err %.3g)",
 	   tag, err);
 	free(g1.mem);
 }
 
-int main(void)
+/* N=5, C=6, D_std=10, R=3: every element, every combination. */
+static void test_small(struct kgpt_rng *rng)
 {
-	static struct bufs b;
 	struct layer l, g;
-	struct kgpt_rng rng;
+	struct bufs b;
 
-	layer_alloc(&l);
-	layer_alloc(&g);
-	kgpt_rng_seed(&rng, 42);
-	layer_init(&l, &rng);
-	fill_normal(b.dout, N * C, 1.0, &rng);
+	layer_alloc(&l, 5, 6, 10, 3);
+	layer_alloc(&g, 5, 6, 10, 3);
+	bufs_alloc(&b, &l);
+	layer_init(&l, rng);
+	fill_normal(b.dout, (size_t)l.N * l.C, 1.0, rng);
 	for (int bias = 1; bias >= 0; bias--)
 		for (int mix = 0; mix <= 1; mix++)
 			for (int gates = 0; gates <= 1; gates++) {
-				struct rmlp_dims d = { C, DS, RR, mix, gates };
+				struct rmlp_dims d = dims_of(&l, mix, gates);
 				char tag[64];
 
 				if (!bias && (!mix || !gates))
@@ -286,20 +327,61 @@ int main(void)
 					 "mixer=%d gates=%d bias=%d:", mix,
 					 gates, bias);
 				check_forward(&b, &l, &d, bias, tag);
-				check_grads(&b, &l, &g, &d, bias, 0, tag);
+				check_grads(&b, &l, &g, &d, bias, 0, 0, rng, tag);
 				check_accumulate(&b, &l, &g, &d, bias, tag);
 			}
 	/* A silent reciprocal path (w_rec = 0): w_rec still gets its
 	 * gradient (no division by the scale anywhere); mixw and gate_alpha
 	 * then have none. */
 	{
-		struct rmlp_dims d = { C, DS, RR, 1, 1 };
+		struct rmlp_dims d = dims_of(&l, 1, 1);
 
 		l.t[T_WREC][0] = 0;
-		check_grads(&b, &l, &g, &d, 1, 1u << T_MIXW | 1u << T_GATE,
-			    "mixer=1 gates=1 w_rec=0:");
+		check_grads(&b, &l, &g, &d, 1, 1u << T_MIXW | 1u << T_GATE, 0,
+			    rng, "mixer=1 gates=1 w_rec=0:");
 	}
+	bufs_free(&b);
 	free(l.mem);
 	free(g.mem);
+}
+
+/*
+ * N=64, C=8, D_std=290, R=30: N * D_ff = 20480 elements, above the kernels'
+ * threshold for threads, so the passes run split by columns (with 3
+ * threads the split falls inside the reciprocal path). 25 sampled
+ * elements per tensor.
+ */
+static void test_threads(struct kgpt_rng *rng)
+{
+	struct layer l, g;
+	struct bufs b;
+
+	layer_alloc(&l, 64, 8, 290, 30);
+	layer_alloc(&g, 64, 8, 290, 30);
+	bufs_alloc(&b, &l);
+	layer_init(&l, rng);
+	fill_normal(b.dout, (size_t)l.N * l.C, 1.0, rng);
+	for (int mix = 0; mix <= 1; mix++) {
+		struct rmlp_dims d = dims_of(&l, mix, mix);
+		char tag[64];
+
+		snprintf(tag, sizeof(tag), "N=64 D_ff=320 mixer=%d gates=%d:",
+			 mix, mix);
+		check_forward(&b, &l, &d, 1, tag);
+		check_grads(&b, &l, &g, &d, 1, 0, 25, rng, tag);
+		check_accumulate(&b, &l, &g, &d, 1, tag);
+	}
+	bufs_free(&b);
+	free(l.mem);
+	free(g.mem);
+}
+
+int main(void)
+{
+	struct kgpt_rng rng;
+
+	kgpt_rng_seed(&rng, 42);
+	test_small(&rng);
+	test_threads(&rng);
 	return tap_done();
 }
