@@ -6,9 +6,11 @@
  * Every OpenMP thread runs independent chains of vector fused multiply-adds
  * (enough of them to hide the FMA latency on both FMA units) and divides
  * its flops by its own CPU time: that is one core's peak at the clock it
- * runs at, whatever else the machine is doing. The machine's peak is the
- * sum over the threads (one per core). The wall-clock rate of the same run
- * is printed too: on an idle machine the two agree, on a loaded one the
+ * runs at, whatever else the machine is doing. On a virtual machine a
+ * core can still be slowed by work on its hardware sibling, so each
+ * thread keeps the best of TRIALS runs. The machine's peak is the sum
+ * over the threads (one per core). The wall-clock rate of all trials is
+ * printed too: on an idle machine the two agree, on a loaded one the
  * wall-clock figure shows the share the benchmark got.
  *
  * AVX2 + FMA (Zen 3): 2 FMA units x 8 floats x 2 flops = 32 flops per
@@ -24,7 +26,8 @@
 #define VW	8
 #endif
 #define NACC	12	/* independent chains: > latency 4 x 2 FMA units */
-#define ITERS	100000000L
+#define ITERS	20000000L	/* per trial: 0.1 s at 3 GHz (AVX2) */
+#define TRIALS	7
 
 typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 
@@ -62,7 +65,7 @@ static float fma_chains(float seed)
 
 int main(void)
 {
-	const double flops = (double)ITERS * NACC * VW * 2;
+	const double flops = (double)ITERS * NACC * VW * 2;	/* per trial */
 	double peak = 0, wall, w0;
 	float sink = 0;
 	int nt = omp_get_max_threads();
@@ -70,12 +73,18 @@ int main(void)
 	w0 = clock_s(CLOCK_MONOTONIC);
 #pragma omp parallel reduction(+:peak, sink)
 	{
-		double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+		double best = 0;
 
-		sink += fma_chains(1.0f + omp_get_thread_num());
-		peak += flops / (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1e9;
+		for (int t = 0; t < TRIALS; t++) {
+			double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), r;
+
+			sink += fma_chains(1.0f + omp_get_thread_num() + t);
+			r = flops / (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1e9;
+			best = r > best ? r : best;
+		}
+		peak += best;
 	}
-	wall = nt * flops / (clock_s(CLOCK_MONOTONIC) - w0) / 1e9;
+	wall = nt * TRIALS * flops / (clock_s(CLOCK_MONOTONIC) - w0) / 1e9;
 	printf("{\"threads\": %d, \"peak_gflops\": %.1f, \"per_core_gflops\": %.1f, "
 	       "\"wall_gflops\": %.1f, \"flops_per_cycle\": %d, \"ghz\": %.2f, \"sink\": %g}\n",
 	       nt, peak, peak / nt, wall, 4 * VW, peak / nt / (4 * VW), sink);

@@ -71,7 +71,9 @@ ${CC:-gcc} -O2 -march=native -fopenmp "$srctree/bench/peak.c" -o "$out/peak/peak
 	{ echo "bench: cannot build bench/peak.c" >&2; exit 1; }
 "$out/peak/peak" > "$out/peak.json" || exit 1
 peak=$(jq .peak_gflops "$out/peak.json")
-jq -r '"bench: fp32 peak \(.peak_gflops) GFLOP/s = \(.threads) cores x \(.flops_per_cycle) flops/cycle x \(.ghz) GHz (FMA loop, per-thread CPU time); \(.wall_gflops) GFLOP/s of it by the wall clock now"' "$out/peak.json"
+jq -r '"bench: fp32 peak \(.peak_gflops) GFLOP/s = \(.threads) cores x " +
+	"\(.flops_per_cycle) flops/cycle x \(.ghz) GHz (FMA loop, per-thread CPU time); " +
+	"\(.wall_gflops) GFLOP/s of it by the wall clock now"' "$out/peak.json"
 
 # Build every selected configuration first (make -j).
 for c in "${selected[@]}"; do
