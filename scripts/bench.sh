@@ -97,7 +97,10 @@ for c in "${selected[@]}"; do
 	rounds=${BENCH_ROUNDS:-$rounds}
 	[ "$rounds" -gt "$max_rounds" ] && max_rounds=$rounds
 done
-rm -f "$out"/*/round-*.json
+for c in "${selected[@]}"; do
+	read -r name _ <<< "$c"
+	rm -f "$out/$name"/round-*.json
+done
 for ((r = 1; r <= max_rounds; r++)); do
 	for c in "${selected[@]}"; do
 		read -r name frag rounds warmup steps _ <<< "$c"
