@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,7 @@ enum run_mode {
 };
 
 static volatile sig_atomic_t stop_signal;	/* SIGINT or SIGTERM seen */
+static atomic_int stop_count;		/* stop signals taken, any thread */
 static int stop_at;			/* --stop-at STEP; 0: none */
 static int data_failed;			/* the training loader failed */
 static int saved_step = -1;		/* step of the last checkpoint */
@@ -497,7 +499,8 @@ static void on_stop_signal(int sig)
 		"complete checkpoint is kept (make resume)\n";
 	ssize_t r;
 
-	if (stop_signal) {
+	/* any thread (OpenMP workers too) may take the signal: count atomically */
+	if (atomic_fetch_add(&stop_count, 1)) {
 		r = write(STDERR_FILENO, again, sizeof(again) - 1);
 		_exit(128 + sig);
 	}
@@ -513,6 +516,8 @@ static void catch_stop_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);		/* one handler at a time per thread */
+	sigaddset(&sa.sa_mask, SIGTERM);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -3,27 +3,29 @@
 #
 # SIGINT / SIGTERM: the trainer finishes its step, writes a checkpoint,
 # exits 130 / 143 telling how to resume, and the resumed run ends exactly
-# as an uninterrupted one. A second SIGINT quits at once, harmlessly.
+# as an uninterrupted one. A second stop signal quits at once, harmlessly.
 . "$(dirname "$0")/setup.bash"
 
 setup_trainer
 reference
 
 # interrupt DIR SIGNAL [SIGNAL2]: start a fresh run in DIR, send SIGNAL
-# once 7 rows are logged (SIGNAL2 as soon as the trainer has taken the
-# first one, while it finishes its step), wait for it.
+# once 7 rows are logged and wait for it. With SIGNAL2 the trainer is
+# frozen (SIGSTOP) while both signals are sent, so the second one is
+# certain to arrive before the step in progress ends; SIGNAL2 must differ
+# from SIGNAL, as a frozen process holds one pending copy of each signal.
 interrupt() {
-	local d=$1 pid i
+	local d=$1 pid
 	(cd "$d" && exec "$trainer" --fresh) >"$d/out.log" 2>"$d/err.log" </dev/null &
 	pid=$!
 	wait_lines "$d/out/latest/metrics.jsonl" 7
-	kill -s "$2" "$pid"
 	if [ -n "${3:-}" ]; then
-		for ((i = 0; i < 5000; i++)); do
-			grep -qs "interrupted: finishing" "$d/err.log" && break
-			sleep 0.001
-		done
+		kill -s STOP "$pid"
+		kill -s "$2" "$pid"
 		kill -s "$3" "$pid"
+		kill -s CONT "$pid"
+	else
+		kill -s "$2" "$pid"
 	fi
 	wait "$pid"
 	SIG_RC=$?
@@ -47,11 +49,12 @@ for sig in INT TERM; do
 done
 
 workdir w
-interrupt "$w" INT INT
-is "$SIG_RC" 130 "two SIGINTs: exit status 130" || diag "$SIG_ERR"
-like "$SIG_ERR" "interrupted again: quitting now" "two SIGINTs: it quits at once"
+interrupt "$w" INT TERM
+is "$SIG_RC" 143 "SIGINT then SIGTERM: exit status of the second (143)" || diag "$SIG_ERR"
+like "$SIG_ERR" "interrupted again: quitting now" "SIGINT then SIGTERM: the second quits at once"
+unlike "$SIG_ERR" "stopped after step" "SIGINT then SIGTERM: no step finished after it"
 train "$w"
-is "$RUN_RC" 0 "two SIGINTs: the run resumes (or restarts) and completes" || show_run
-same_as_reference "$w" "two SIGINTs + resume"
+is "$RUN_RC" 0 "SIGINT then SIGTERM: the run resumes (or restarts) and completes" || show_run
+same_as_reference "$w" "SIGINT then SIGTERM + resume"
 
 done_testing
