@@ -13,8 +13,9 @@
  *      model equals full attention bit for bit (and with longer ones it
  *      does not: the pruning is real);
  *  (e) a prompt of at most k tokens evicts nothing, one more token does;
- *  (g) learned budget: with lambda = 0 the keep ratio rho rises when the
- *      batch needs older context, with a large lambda it falls;
+ *  (g) learned budget: with lambda = 0 the keep ratio rho rises over
+ *      training on a task that needs the whole context, with a large
+ *      lambda it falls to its floor;
  *  (h) the K and V bytes the generation caches allocate equal
  *      2 * n_layer * min(T, k) * n_embd * sizeof(real) (one sequence;
  *      V_ONLY: n_layer * (T + min(T, k)) * n_embd * sizeof(real)).
@@ -205,35 +206,59 @@ static void test_cache(struct gpt2 *m)
 }
 
 #if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-#define G_STEPS		25
+#define G_STEPS		300
 #define G_EXTRA		4.0	/* test-only memory weight added to lambda */
+#define G_A		100	/* the two tokens of the majority task */
+#define G_B		101
 
 /*
- * 40 trainer steps (AdamW, lr 1e-2) on one batch whose targets are the
- * token recency + 2 positions back, from the same initialisation, with
- * the configured lambda and with lambda + extra (extra added to the rho
- * gradient here, as the model adds lambda / L). Returns the mean rho
- * after the last step; *avg gets the mean over the steps.
+ * One batch of the majority task: random strings of the tokens G_A and
+ * G_B; the target at position i is the token that occurs most often in
+ * positions 0..i (on a tie, the first token). Every earlier token counts
+ * equally, so no importance rule can keep what the answer needs in a
+ * budget smaller than the context: here keeping more context is what
+ * lowers the loss.
  */
-static double train_rho(double extra, double *avg)
+static void majority_batch(struct kgpt_rng *rng)
+{
+	for (int b = 0; b < GPT2_B; b++) {
+		int *x = &in[b * GPT2_T], *y = &tg[b * GPT2_T], c = 0;
+
+		for (int i = 0; i < GPT2_T; i++) {
+			x[i] = kgpt_rng_below(rng, 2) ? G_B : G_A;
+			c += x[i] == G_B ? 1 : -1;
+			y[i] = c > 0 ? G_B : c < 0 ? G_A : x[0];
+		}
+	}
+}
+
+/*
+ * G_STEPS trainer steps (AdamW, lr 1e-2, a fresh majority batch each
+ * step) from the same initialisation, with the configured lambda and
+ * with lambda + extra (extra added to the rho gradient here, as the
+ * model adds lambda / L). Returns the mean rho after the last step
+ * (NAN if any rho left [recency / block_size, 1]); *avg gets the mean
+ * over the steps, *loss the mean loss of the last 20 steps.
+ */
+static double train_rho(double extra, double *avg, double *loss)
 {
 	static struct gpt2 m;
-	const int back = CONFIG_KV_PRUNE_RECENCY + 2;
+	struct kgpt_rng rng;
 	double mean = 0;
 
-	*avg = 0;
+	*avg = *loss = 0;
+	kgpt_rng_seed(&rng, 11);
 	if (gpt2_init(&m, 3))
 		return NAN;
-	for (int b = 0; b < GPT2_B; b++)
-		for (int i = 0; i < GPT2_T; i++) {
-			in[b * GPT2_T + i] = 100 + (b * 31 + i * 17) % 64;
-			tg[b * GPT2_T + i] = i >= back ? in[b * GPT2_T + i - back] : 99;
-		}
 	for (int s = 0; s < G_STEPS; s++) {
 		real *rho = gpt2_param(&m, P_KV_RHO);
+		double l_s;
 
+		majority_batch(&rng);
 		gpt2_zero_grad(&m);
-		gpt2_forward_backward(&m, in, tg, 1.0f, 100 + s);
+		l_s = gpt2_forward_backward(&m, in, tg, 1.0f, 100 + s);
+		if (s >= G_STEPS - 20)
+			*loss += l_s / 20;
 		for (int l = 0; l < GPT2_L; l++)
 			gpt2_grad(&m, P_KV_RHO)[l] += (real)(extra / GPT2_L);
 		gpt2_clip_grad(&m, 1.0f);
@@ -251,19 +276,22 @@ static double train_rho(double extra, double *avg)
 }
 
 /*
- * (g) The memory term pushes rho down to its floor recency / block_size;
- * without it rho follows the loss alone and stays above a run with it.
- * (On a batch this small the loss gradient of rho is tiny and changes
- * sign as the model fits the batch, so AdamW moves rho by about lr per
- * step in a direction that wanders: the direction of the loss gradient
- * alone is not a reliable test, the comparison is.)
+ * (g) On a task that needs the whole context, the loss alone (lambda = 0)
+ * raises rho from its initial value; the memory term with a large lambda
+ * pushes it down to its floor recency / block_size. Measured over seeds
+ * 1-4 and 1 or 2 threads: rho 0.38 -> 0.65-0.92 in 300 steps at
+ * lambda = 0, the floor at lambda = 4.
  */
 static void test_learned(void)
 {
 	const double lambda = CONFIG_KV_PRUNE_LAMBDA_F, init = CONFIG_KV_PRUNE_INIT_RATIO_F;
 	const double floor_ = (double)CONFIG_KV_PRUNE_RECENCY / GPT2_T;
-	double avg_a, avg_b, a = train_rho(0, &avg_a), b = train_rho(G_EXTRA, &avg_b);
+	double avg_a, avg_b, loss_a, loss_b;
+	double a = train_rho(0, &avg_a, &loss_a), b = train_rho(G_EXTRA, &avg_b, &loss_b);
 
+	diag("(g) majority task, %d steps: loss of the last 20 steps %.4f (lambda %g), %.4f "
+	     "(lambda %g); chance is ln 2 = 0.6931", G_STEPS, loss_a, lambda, loss_b,
+	     lambda + G_EXTRA);
 	ok(isfinite(a) && isfinite(b), "(g) rho stays in [recency / block_size, 1] = [%.4f, 1] "
 	   "after every update", floor_);
 	ok(b < init && fabs(b - floor_) < 1e-6, "(g) lambda = %g + %g (test-only): %d steps bring "
@@ -273,9 +301,9 @@ static void test_learned(void)
 		ok(a < init, "(g) lambda = %g: mean rho falls over %d steps (%.4f -> %.4f)", lambda,
 		   G_STEPS, init, a);
 	else
-		ok(avg_a > avg_b && a > b, "(g) lambda = %g: mean rho stays above the run with "
-		   "lambda + %g (%.4f vs %.4f at the end, %.4f vs %.4f on average)", lambda,
-		   G_EXTRA, a, b, avg_a, avg_b);
+		ok(a > init + 0.1 && avg_a > init, "(g) lambda = %g: mean rho rises over %d steps "
+		   "(%.4f -> %.4f, %.4f on average), the loss wants the older context", lambda,
+		   G_STEPS, init, a, avg_a);
 }
 #else
 static inline void test_learned(void) { }
