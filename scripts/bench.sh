@@ -42,9 +42,9 @@ configs=(
 	"124m-b4-t64           bench/124m-b4-t64.config            3 1 3 -"
 	"124m-b4-t64-rmlp      bench/124m-b4-t64-rmlp.config       3 1 3 124m-b4-t64"
 	"124m-b4-t64-kvprune   bench/124m-b4-t64-kvprune.config    3 1 3 124m-b4-t64"
-	"124m-b8-t1024         bench/124m-b8-t1024.config          1 1 2 -"
-	"124m-b8-t1024-rmlp    bench/124m-b8-t1024-rmlp.config     1 1 2 124m-b8-t1024"
-	"124m-b8-t1024-kvprune bench/124m-b8-t1024-kvprune.config  1 1 2 124m-b8-t1024"
+	"124m-b8-t1024         bench/124m-b8-t1024.config          1 1 1 -"
+	"124m-b8-t1024-rmlp    bench/124m-b8-t1024-rmlp.config     1 1 1 124m-b8-t1024"
+	"124m-b8-t1024-kvprune bench/124m-b8-t1024-kvprune.config  1 1 1 124m-b8-t1024"
 	"tiny                  defconfigs/gpt2-tiny                1 3 20 -"
 )
 
@@ -60,6 +60,7 @@ done
 [ ${#selected[@]} -gt 0 ] || { echo "bench: no configuration named $*" >&2; exit 2; }
 
 mkdir -p "$out"
+start_s=$SECONDS
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: $(uptime)"
 echo "bench: $(nproc) CPUs, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}," \
@@ -116,6 +117,18 @@ for ((r = 1; r <= max_rounds; r++)); do
 	done
 done
 
+# The peak once more: a VM's cores can run slower for a while (host load,
+# clocks), and the peak is what the cores can do, so the higher reading
+# of the two counts.
+"$out/peak/peak" > "$out/peak-end.json" || exit 1
+if [ "$(jq -n --slurpfile a "$out/peak.json" --slurpfile b "$out/peak-end.json" \
+	'$b[0].peak_gflops > $a[0].peak_gflops')" = true ]; then
+	mv "$out/peak-end.json" "$out/peak.json"
+	jq -r '"bench: fp32 peak measured again after the runs: \(.peak_gflops) GFLOP/s " +
+		"(\(.ghz) GHz), the higher reading, is used"' "$out/peak.json"
+fi
+peak=$(jq .peak_gflops "$out/peak.json")
+
 # Pool the rounds of each configuration: all steps, mean phases, max RSS.
 results=()
 for c in "${selected[@]}"; do
@@ -171,3 +184,4 @@ jq -r '
 echo
 echo "bench: load average $load at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end;" \
 	"peak $peak GFLOP/s; results in ${out#$srctree/}/results.json"
+echo "bench: took $(((SECONDS - start_s) / 60)) min $(((SECONDS - start_s) % 60)) s"
