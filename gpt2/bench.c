@@ -167,8 +167,11 @@ int train_bench(int steps, int warmup, const char *json)
 	       GPT2_ACCUM, IS_ENABLED(CONFIG_RMLP) ? "on" : "off",
 	       IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? "on" : "off", threads, warmup, steps);
 	fflush(stdout);
-	for (int s = 0; s < warmup; s++)
-		loss0 = bench_step(&model, &rng, inputs, targets, s, &norm);
+	for (int s = 0; s < warmup; s++) {
+		loss = bench_step(&model, &rng, inputs, targets, s, &norm);
+		if (!s)
+			loss0 = loss;	/* loss_first: the loss of the very first step */
+	}
 	memset(gpt2_phase_s, 0, sizeof(gpt2_phase_s));
 	for (int s = 0; s < steps; s++) {
 		double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);

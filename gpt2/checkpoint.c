@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1199,10 +1200,18 @@ static void prune(const char *ckdir, long long step, int keep)
 	while ((d = readdir(dp))) {
 		char path[4096];
 
+		char final[4096];
+
 		if (strncmp(d->d_name, ".tmp-step_", 10) && strncmp(d->d_name, ".old-step_", 10))
 			continue;
-		if (!path_join(path, sizeof(path), ckdir, d->d_name))
-			rm_rf(path);
+		if (path_join(path, sizeof(path), ckdir, d->d_name))
+			continue;
+		/* an old copy whose replacement never arrived is the only copy */
+		if (!strncmp(d->d_name, ".old-", 5) &&
+		    !path_join(final, sizeof(final), ckdir, d->d_name + 5) &&
+		    access(final, F_OK) && errno == ENOENT && rename(path, final) == 0)
+			continue;
+		rm_rf(path);
 	}
 	closedir(dp);
 }
@@ -1304,6 +1313,9 @@ int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_sta
 	err = write_file(path, intact, write_model, &mw, &out);
 	mf.model_size = out.bytes;
 	mf.model_crc = out.crc;
+	/* fault injection (tests/train/kill.sh): freeze half-way through */
+	if (!err && getenv("KGPT_CKPT_STOP_MIDWAY"))
+		raise(SIGSTOP);
 	if (!err) {
 		pathf(path, sizeof(path), "%s/state.bin", tmp);
 		err = write_file(path, intact, write_state, &sw, &out);
@@ -1323,6 +1335,8 @@ int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_sta
 		return err;
 	}
 	err = fsync_dir(ckdir);
+	if (!err)
+		err = fsync_dir(run_dir);	/* checkpoints/ itself, on the first save */
 	if (err)
 		return err;
 	prune(ckdir, m->step, keep);

@@ -387,11 +387,11 @@ static int evaluate(struct gpt2 *m, const struct args *a)
 	err = dataloader_open(&dl, pat, GPT2_B, GPT2_T, CONFIG_SEED, 0);
 	if (err)
 		return err;
-	m->kv_full = 0;
-	pruned = val_loss(m, &dl, a->batches, &n);
 	m->kv_full = 1;
 	full = val_loss(m, &dl, a->batches, &n);
 	m->kv_full = 0;
+	/* without KV pruning in the build both passes would be the same one */
+	pruned = IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? val_loss(m, &dl, a->batches, &n) : full;
 	dataloader_close(&dl);
 	if (!n) {
 		fprintf(stderr, "kgpt: %s: no validation batch of %d x %d tokens\n", pat, GPT2_B,

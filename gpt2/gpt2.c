@@ -448,6 +448,12 @@ static void *xcalloc(size_t n, size_t size, const char *what)
 	return p;
 }
 
+/* Frozen tensors: LayerNorm biases of a model configured without biases. */
+static int tensor_frozen(int t)
+{
+	return !GPT2_HAS_BIAS && (t == P_LN1B || t == P_LN2B || t == P_LNFB);
+}
+
 int gpt2_init(struct gpt2 *m, uint64_t seed)
 {
 	memset(m, 0, sizeof(*m));
@@ -456,6 +462,9 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 			m->tensors[GPT2_NUM_TENSORS - 1].size;
 	m->num_trainable = m->num_params - (size_t)(VP - V) * C *
 			   (1 + (m->tensors[P_LMHEAD].size != 0));
+	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
+		if (tensor_frozen(t))
+			m->num_trainable -= m->tensors[t].size;
 	m->params = xcalloc(m->num_params, sizeof(real), "parameters");
 	m->grads = xcalloc(m->num_params, sizeof(real), "gradients");
 	m->m = xcalloc(m->num_params, sizeof(float), "AdamW m");
@@ -762,17 +771,18 @@ void gpt2_zero_grad(struct gpt2 *m)
 
 float gpt2_clip_grad(struct gpt2 *m, float clip)
 {
-	float norm = (float)sqrt(sumsq(m->grads, m->num_params));
+	float norm;
+
+	/* frozen tensors get no update: their gradients stay out of the norm */
+	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
+		if (m->tensors[t].size && tensor_frozen(t))
+			memset(m->grads + m->tensors[t].offset, 0,
+			       m->tensors[t].size * sizeof(real));
+	norm = (float)sqrt(sumsq(m->grads, m->num_params));
 
 	if (clip > 0.0f && norm > clip)
 		scale_inplace(m->grads, m->num_params, (real)(clip / (norm + 1e-6f)));
 	return norm;
-}
-
-/* Frozen tensors: LayerNorm biases of a model configured without biases. */
-static int tensor_frozen(int t)
-{
-	return !GPT2_HAS_BIAS && (t == P_LN1B || t == P_LN2B || t == P_LNFB);
 }
 
 void gpt2_update(struct gpt2 *m, float lr)

@@ -99,8 +99,9 @@ static int write_file(const char *dir, const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	if (!f) {
-		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(errno));
-		return -errno;
+		rc = -errno;
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(-rc));
+		return rc;
 	}
 	if (fputs(text, f) < 0)
 		rc = -EIO;
@@ -263,13 +264,16 @@ static int open_run_dir(struct train *tr)
 	int rc;
 
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime(&t));
-	for (int i = 0; i < 100; i++) {
+	snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", CONFIG_OUTPUT_DIR);
+	rc = mkdir_p(CONFIG_OUTPUT_DIR);
+	for (int i = 0; !rc; i++) {
 		snprintf(tr->run_dir, sizeof(tr->run_dir), "%s/%s-%s%s%.0d", CONFIG_OUTPUT_DIR,
 			 CONFIG_TRACKER_PROJECT, stamp, i ? "-" : "", i);
-		if (access(tr->run_dir, F_OK))
+		if (mkdir(tr->run_dir, 0755) == 0)
 			break;
+		/* a run of the same second: the next name, never a shared folder */
+		rc = errno == EEXIST && i < 1000 ? 0 : -errno;
 	}
-	rc = mkdir_p(tr->run_dir);
 	if (rc) {
 		fprintf(stderr, "kgpt: cannot create the run folder %s: %s\n"
 			"kgpt: check CONFIG_OUTPUT_DIR (\"%s\") is writable (make menuconfig, Output)\n",
@@ -281,13 +285,19 @@ static int open_run_dir(struct train *tr)
 		return -EIO;
 	snprintf(latest, sizeof(latest), "%s/latest", CONFIG_OUTPUT_DIR);
 	snprintf(tmp, sizeof(tmp), "%s/.latest.%d", CONFIG_OUTPUT_DIR, (int)getpid());
-	if (symlink(strrchr(tr->run_dir, '/') + 1, tmp) == 0 && rename(tmp, latest))
+	unlink(tmp);
+	if (symlink(strrchr(tr->run_dir, '/') + 1, tmp) || rename(tmp, latest)) {
+		fprintf(stderr, "kgpt: warning: cannot point %s at this run: %s; `make resume`, "
+			"`make sample` and build/generate will find the previous run there\n",
+			latest, strerror(errno));
 		unlink(tmp);
+	}
 	snprintf(tmp, sizeof(tmp), "%s/metrics.jsonl", tr->run_dir);
 	tr->metrics = fopen(tmp, "a");
 	if (!tr->metrics) {
-		fprintf(stderr, "kgpt: cannot write %s: %s\n", tmp, strerror(errno));
-		return -errno;
+		rc = -errno;
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", tmp, strerror(-rc));
+		return rc;
 	}
 	return 0;
 }
@@ -346,23 +356,42 @@ out:
  */
 static void write_plot(struct train *tr)
 {
-	char cmd[8400];
+	static const char extract[] =
+		"cd \"$KGPT_RUN_DIR\" && "
+		"sed -n 's/.*\"type\":\"train\",\"iter\":\\([0-9.e+-]*\\),.*\"train_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .train.dat && "
+		"sed -n 's/.*\"type\":\"eval\",\"iter\":\\([0-9.e+-]*\\),.*\"val_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .val.dat && "
+		"gnuplot .loss.gp 2>/dev/null; rc=$?; rm -f .train.dat .val.dat .loss.gp; exit $rc";
+	char path[4200];
+	FILE *f;
 
 	if (system("command -v gnuplot >/dev/null 2>&1")) {
 		printf("kgpt: gnuplot not found, no loss.png (apt-get install gnuplot-nox); "
 		       "the data is in %s/metrics.jsonl\n", tr->run_dir);
 		return;
 	}
-	snprintf(cmd, sizeof(cmd),
-		 "cd '%s' && "
-		 "sed -n 's/.*\"type\":\"train\",\"iter\":\\([0-9.e+-]*\\),.*\"train_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .train.dat && "
-		 "sed -n 's/.*\"type\":\"eval\",\"iter\":\\([0-9.e+-]*\\),.*\"val_loss\":\\([0-9.e+-]*\\).*/\\1 \\2/p' metrics.jsonl > .val.dat && "
-		 "gnuplot -e \"set terminal png size 900,540; set output 'loss.png'; "
-		 "set title '%s: loss'; set xlabel 'step'; set ylabel 'cross-entropy (nats)'; set grid; "
-		 "plot '.train.dat' with lines lw 2 title 'train\\_loss', "
-		 "'.val.dat' with linespoints lw 2 pt 7 title 'val\\_loss'\" 2>/dev/null; "
-		 "rm -f .train.dat .val.dat", tr->run_dir, CONFIG_TRACKER_PROJECT);
-	if (system(cmd))
+	/* the script is a file and the folder an environment variable, so no
+	 * name from .config ever becomes shell syntax */
+	snprintf(path, sizeof(path), "%s/.loss.gp", tr->run_dir);
+	f = fopen(path, "w");
+	if (!f) {
+		printf("kgpt: cannot write %s (%s); no loss.png\n", path, strerror(errno));
+		return;
+	}
+	fputs("set terminal png size 900,540\nset output 'loss.png'\nset title '", f);
+	for (const char *p = CONFIG_TRACKER_PROJECT; *p; p++) {
+		if (*p == '\'')
+			fputc('\'', f);	/* '' is a quote in gnuplot's '...' */
+		fputc(*p, f);
+	}
+	fputs(": loss' noenhanced\nset xlabel 'step'\nset ylabel 'cross-entropy (nats)'\n"
+	      "set grid\nplot '.train.dat' with lines lw 2 title 'train_loss' noenhanced, "
+	      "'.val.dat' with linespoints lw 2 pt 7 title 'val_loss' noenhanced\n", f);
+	if (fclose(f)) {
+		printf("kgpt: cannot write %s; no loss.png\n", path);
+		return;
+	}
+	setenv("KGPT_RUN_DIR", tr->run_dir, 1);
+	if (system(extract))
 		printf("kgpt: gnuplot failed; no loss.png\n");
 }
 
@@ -401,10 +430,13 @@ static cJSON *config_json(void)
 	return o;
 }
 
-static void write_summary(struct train *tr)
+/* RUN/summary.json, which marks the run finished. Returns 0 or a negative
+ * errno after a message. */
+static int write_summary(struct train *tr)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *s;
+	int rc;
 
 	cJSON_AddNumberToObject(o, "val_loss", tr->val_loss);
 	cJSON_AddNumberToObject(o, "val_perplexity", exp(tr->val_loss));
@@ -422,14 +454,20 @@ static void write_summary(struct train *tr)
 	train_summary_mechanisms(tr, o);
 	cJSON_AddItemToObject(o, "config", config_json());
 	s = cJSON_Print(o);
-	if (s)
-		write_file(tr->run_dir, "summary.json", s);
+	rc = s ? write_file(tr->run_dir, "summary.json", s) : -ENOMEM;
+	if (!s)
+		fprintf(stderr, "kgpt: out of memory writing %s/summary.json\n", tr->run_dir);
 	free(s);
 	cJSON_Delete(o);
+	return rc;
 }
 
 static void print_summary(struct train *tr)
 {
+	static const char *const files[] = {
+		"model.bin", "summary.json", "metrics.jsonl", "sample.txt", "loss.png",
+		"checkpoints/",
+	};
 	char el[32];
 
 	fmt_time(el, sizeof(el), tr->elapsed);
@@ -446,7 +484,15 @@ static void print_summary(struct train *tr)
 	       exp(tr->best_val_loss));
 	printf("  peak RSS        %.1f MiB\n", peak_rss_bytes() / 1048576.0);
 	train_print_mechanisms(tr);
-	printf("  files           summary.json metrics.jsonl sample.txt loss.png checkpoints/\n");
+	printf("  files          ");
+	for (int i = 0; i < (int)(sizeof(files) / sizeof(files[0])); i++) {
+		char path[4300];
+
+		snprintf(path, sizeof(path), "%s/%s", tr->run_dir, files[i]);
+		if (!access(path, F_OK))
+			printf(" %s", files[i]);
+	}
+	printf("\n");
 	printf("======================================================\n");
 }
 
@@ -532,15 +578,29 @@ static uint64_t config_hash(void)
 	return h;
 }
 
-/* Put metrics.jsonl on disk; returns its length in bytes. */
-static uint64_t metrics_sync(struct train *tr)
+/*
+ * Put metrics.jsonl on disk and store its length in bytes in *bytes.
+ * Returns 0, or a negative errno after a message: a checkpoint must not
+ * record a length the file does not have, since resuming cuts the file
+ * back to it.
+ */
+static int metrics_sync(struct train *tr, uint64_t *bytes)
 {
 	struct stat st;
+	int err;
 
-	if (!tr->metrics || fflush(tr->metrics) || fsync(fileno(tr->metrics)) ||
-	    fstat(fileno(tr->metrics), &st))
+	*bytes = 0;
+	if (!tr->metrics)
 		return 0;
-	return (uint64_t)st.st_size;
+	if (fflush(tr->metrics) || fsync(fileno(tr->metrics)) ||
+	    fstat(fileno(tr->metrics), &st)) {
+		err = errno;
+		fprintf(stderr, "kgpt: cannot put %s/metrics.jsonl on disk: %s\n", tr->run_dir,
+			strerror(err));
+		return -err;
+	}
+	*bytes = (uint64_t)st.st_size;
+	return 0;
 }
 
 /* Write RUN/checkpoints/step_N, unless this very state is saved already. */
@@ -563,7 +623,9 @@ static int save_checkpoint(struct train *tr)
 	st.best_val_loss = tr->best_val_loss;
 	st.log_loss_sum = tr->log_loss_sum;
 	st.log_loss_n = tr->log_loss_n;
-	st.metrics_bytes = metrics_sync(tr);
+	rc = metrics_sync(tr, &st.metrics_bytes);
+	if (rc)
+		return rc;
 	dataloader_tell(&tr->train, &st.train_pos);
 	if (tr->step == saved_step && st.metrics_bytes == saved_metrics)
 		return 0;
@@ -609,8 +671,15 @@ static int train_finish(struct train *tr)
 	snprintf(dst, sizeof(dst), "%s/model.bin", tr->run_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", dst, (int)getpid());
 	unlink(tmp);
-	if (link(src, tmp) == 0 && rename(tmp, dst) == 0)
+	if (link(src, tmp) == 0 && rename(tmp, dst) == 0) {
+		int fd = open(tr->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd >= 0) {		/* the new name on disk too */
+			fsync(fd);
+			close(fd);
+		}
 		return 0;
+	}
 	unlink(tmp);
 	return ckpt_write_llmc(dst, &tr->model);
 }
@@ -626,7 +695,9 @@ static int train_interrupted(struct train *tr)
 		printf("\n");
 	fflush(stdout);
 	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT)) {
-		metrics_sync(tr);
+		uint64_t bytes;
+
+		metrics_sync(tr, &bytes);
 		fprintf(stderr, "kgpt: %s: stopped after step %d. Checkpoints are off "
 			"(CONFIG_SAVE_CHECKPOINT=n), so this run cannot be resumed.\n", why, tr->step);
 		return code ? code : 1;
@@ -786,14 +857,16 @@ static int resume_run(struct train *tr, const char *dir)
 			"bytes); rows before step %lld may be missing\n", path,
 			(unsigned long long)st.metrics_bytes, (long long)st.step);
 	else if (truncate(path, (off_t)st.metrics_bytes)) {
+		rc = -errno;
 		fprintf(stderr, "kgpt: cannot cut %s back to the checkpoint: %s\n", path,
-			strerror(errno));
-		return -errno;
+			strerror(-rc));
+		return rc;
 	}
 	tr->metrics = fopen(path, "a");
 	if (!tr->metrics) {
-		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(errno));
-		return -errno;
+		rc = -errno;
+		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(-rc));
+		return rc;
 	}
 	tr->step = (int)st.step;
 	tr->tokens = (long)st.tokens;
@@ -876,10 +949,16 @@ static void print_header(struct train *tr)
 	       "seed %d, %d threads\n", GPT2_LR, CONFIG_GPT2_WARMUP_STEPS,
 	       IS_ENABLED(CONFIG_GPT2_DECAY_LR) ? "cosine decay" : "constant",
 	       GPT2_WD, GPT2_CLIP, GPT2_DROPOUT, CONFIG_SEED, tr->threads);
-	printf("kgpt: budget %s%d s, %s%d steps | memory %.1f MiB planned | run %s\n",
-	       KGPT_MAX_TIME ? "" : "no limit ", KGPT_MAX_TIME,
-	       CONFIG_GPT2_MAX_ITERS ? "" : "no limit ", CONFIG_GPT2_MAX_ITERS,
-	       gpt2_bytes(&tr->model) / 1048576.0, tr->run_dir);
+	if (KGPT_MAX_TIME > 0)
+		printf("kgpt: budget %d s, ", KGPT_MAX_TIME);
+	else
+		printf("kgpt: budget no time limit, ");
+	if (CONFIG_GPT2_MAX_ITERS > 0)
+		printf("%d steps", CONFIG_GPT2_MAX_ITERS);
+	else
+		printf("no step limit");
+	printf(" | memory %.1f MiB planned | run %s\n", gpt2_bytes(&tr->model) / 1048576.0,
+	       tr->run_dir);
 	train_print_mechanism_header(tr);
 }
 
@@ -905,13 +984,10 @@ static float train_step(struct train *tr, float lr, float *norm)
 	return (float)(loss / GPT2_ACCUM);
 }
 
+/* The end of the run's budget comes first: a run that reached it is
+ * finished, whatever interrupted it at that step. */
 static int should_stop(struct train *tr)
 {
-	if (stop_signal || (stop_at > 0 && tr->step >= stop_at)) {
-		snprintf(tr->stop_reason, sizeof(tr->stop_reason),
-			 stop_signal ? "signal" : "stop_at");
-		return 1;
-	}
 	if (CONFIG_GPT2_MAX_ITERS > 0 && tr->step >= CONFIG_GPT2_MAX_ITERS) {
 		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_iters");
 		return 1;
@@ -920,7 +996,17 @@ static int should_stop(struct train *tr)
 		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_time");
 		return 1;
 	}
+	if (stop_signal || (stop_at > 0 && tr->step >= stop_at)) {
+		snprintf(tr->stop_reason, sizeof(tr->stop_reason),
+			 stop_signal ? "signal" : "stop_at");
+		return 1;
+	}
 	return 0;
+}
+
+static int interrupted(const struct train *tr)
+{
+	return !strcmp(tr->stop_reason, "signal") || !strcmp(tr->stop_reason, "stop_at");
 }
 
 /* Evaluate, log to metrics.jsonl and print the result on its own line. */
@@ -1047,7 +1133,7 @@ int main(int argc, char **argv)
 	print_header(&tr);
 	catch_stop_signals();
 	rc = train_loop(&tr);
-	if (!rc && (stop_signal || (stop_at > 0 && tr.step >= stop_at))) {
+	if (!rc && interrupted(&tr)) {
 		rc = train_interrupted(&tr);
 		if (tr.metrics)
 			fclose(tr.metrics);
@@ -1062,7 +1148,13 @@ int main(int argc, char **argv)
 	}
 	if (!rc) {
 		write_sample(&tr);
-		write_summary(&tr);
+		rc = write_summary(&tr);
+		if (rc)
+			fprintf(stderr, "kgpt: the model and its final checkpoint are saved, but "
+				"without summary.json the run counts as unfinished: make room in "
+				"%s and run `make resume` to finish it\n", tr.run_dir);
+	}
+	if (!rc) {
 		write_plot(&tr);
 		print_summary(&tr);
 	}

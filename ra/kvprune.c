@@ -623,6 +623,8 @@ static void kvp_scratch_free(struct kvp_scratch *w)
 {
 	free(w->rmem);
 	free(w->imem);
+	w->rmem = NULL;		/* a second free (error paths) is harmless */
+	w->imem = NULL;
 }
 
 static int kvp_scratch_alloc(struct kvp_scratch *w, const struct kvp_job *jb)

@@ -18,7 +18,8 @@ interrupt() {
 	local d=$1 pid
 	(cd "$d" && exec "$trainer" --fresh) >"$d/out.log" 2>"$d/err.log" </dev/null &
 	pid=$!
-	wait_lines "$d/out/latest/metrics.jsonl" 7
+	wait_lines "$d/out/latest/metrics.jsonl" 7 ||
+		fail "the trainer logged 7 rows before it was signalled"
 	if [ -n "${3:-}" ]; then
 		kill -s STOP "$pid"
 		kill -s "$2" "$pid"

@@ -215,7 +215,6 @@ static void test_shakespeare(struct tokenizer *t)
 	dt = now() - t0;
 	diag("encoded %zu bytes in %.3f s: %.0f tokens/s, %.1f MB/s", len, dt,
 	     n / dt, len / dt / 1e6);
-	ok(dt < 1.0, "tinyshakespeare.txt encodes in under 1 s (%.3f s)", dt);
 	free(ids);
 	ok(round_trip(t, text, len, &n2) && n2 == n,
 	   "tinyshakespeare.txt round trip (second pass from the cache)");
