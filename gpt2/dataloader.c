@@ -321,9 +321,15 @@ static int scan_shards(struct dataloader *dl)
 		if (rows_of(dl, dl->ntok[i]) > max_rows)
 			max_rows = rows_of(dl, dl->ntok[i]);
 	}
-	if (max_rows > UINT32_MAX)
+	if (max_rows > UINT32_MAX) {
+		fprintf(stderr, "a shard holds %zu rows of %d x %d tokens, more than the "
+			"loader's %u: split it into smaller shards\n", max_rows, dl->B, dl->T,
+			UINT32_MAX);
 		return -EINVAL;
+	}
 	dl->rows = malloc(max_rows * sizeof(*dl->rows));
+	if (!dl->rows)
+		fprintf(stderr, "out of memory for the row order of %zu rows\n", max_rows);
 	return dl->rows ? 0 : -ENOMEM;
 }
 

@@ -85,7 +85,8 @@ static struct kvprune_cfg kv_cfg(const struct gpt2 *m, int l, int soft)
 }
 
 /* The pruned kernels allocate their scratch per call: on failure say so
- * and poison the result, so that the loss is NaN and the trainer stops. */
+ * and poison the result (forward: the loss; backward: the gradients and
+ * so their norm) with NaN, which stops the trainer. */
 static void kv_failed(real *x, size_t n, int err, int l, const char *what)
 {
 	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
@@ -603,7 +604,7 @@ int gpt2_gen_init(struct gpt2_gen *g, const struct gpt2 *m)
 {
 	memset(g, 0, sizeof(*g));
 	for (int l = 0; l < L; l++) {
-		/* without pruning: capacity above block_size, nothing evicted */
+		/* without pruning: a budget k above block_size, nothing evicted */
 		struct kvprune_cfg cfg = {
 			.mode = KV_MODE, .recency = KV_REC,
 			.k = IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? gpt2_kv_budget(m, l) : GPT2_MAXT + 1,

@@ -5,7 +5,8 @@
  * Parameters live in one allocation, sliced into named tensors by a table
  * (gpt2_tensor_info); the first GPT2_LLMC_TENSORS are llm.c's layout in
  * llm.c's order, so the float32 checkpoint is one write. Activations live
- * in a second allocation planned once; nothing is allocated per step.
+ * in a second allocation planned once; per step only the attention
+ * kernels allocate their scratch (per call, per thread).
  * Backward keeps gradients of one layer's activations at a time.
  */
 #ifndef KGPT_GPT2_H

@@ -150,7 +150,7 @@ static void kv_budgets(struct train *tr, char *buf, size_t len)
 		n += snprintf(buf + n, len - n, "%s%d", l ? "," : "", gpt2_kv_budget(&tr->model, l));
 }
 
-/* The policy, and the memory table of the research notes for this model:
+/* The policy, and the memory table of docs/kv-pruning.md for this model:
  * batch 8, 16, 32 of block_size tokens, full and pruned, bf16 and fp32. */
 static void kv_print_header(struct train *tr)
 {

@@ -27,7 +27,7 @@ struct train {
 	float log_loss_sum;	/* train loss summed since the last log line */
 	int log_loss_n;
 	float train_loss, val_loss, best_val_loss;
-	char stop_reason[32];	/* max_iters, max_time, nan, signal */
+	char stop_reason[32];	/* max_iters, max_time, nan, signal, stop_at, data */
 
 	char run_dir[4096];
 	FILE *metrics;		/* run_dir/metrics.jsonl */

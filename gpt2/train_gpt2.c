@@ -122,9 +122,9 @@ static void data_path(char *out, size_t len, const char *p)
 }
 
 /* ------------------------------------------------------------------------
- * Learning-rate schedule: linear warmup over GPT2_WARMUP_STEPS, then cosine
- * decay to GPT2_MIN_LR over the budget. The budget fraction is the larger
- * of elapsed/KGPT_MAX_TIME and step/GPT2_MAX_ITERS (whichever bound ends
+ * Learning-rate schedule: linear warmup over CONFIG_GPT2_WARMUP_STEPS, then
+ * cosine decay to GPT2_MIN_LR over the budget. The budget fraction is the
+ * larger of elapsed/KGPT_MAX_TIME and step/CONFIG_GPT2_MAX_ITERS (whichever bound ends
  * the run first).
  */
 double budget_fraction(int step, double elapsed)

@@ -2,8 +2,8 @@
 /*
  * Reciprocal MLP (R-MLP): the MLP of a GPT-2 block with its hidden
  * dimension D_ff split into a standard path of D_std units and a
- * reciprocal path of R units (research notes, ReciprocalMLP; the math,
- * the layout and the research guidance are in docs/r-mlp.md):
+ * reciprocal path of R units (the ReciprocalMLP of the R-MLP study; the
+ * math, the layout and how to choose R are in docs/r-mlp.md):
  *
  *   pre   = inp @ fcw^T + fcb                     (N, D_ff), D_ff = D_std + R
  *   h_std = w_std * GELU(pre[:, :D_std])          (N, D_std)

@@ -11,6 +11,7 @@
  *  - Outputs first, then inputs, then sizes.
  *  - Every backward ACCUMULATES (+=) into the gradients it writes, both
  *    parameter gradients and input gradients; callers zero them when needed.
+ *    The one exception is dropout_backward, which masks dx in place.
  *  - Kernels know nothing of Kconfig: sizes arrive as arguments.
  *  - `real` is float32 in the trainer, float64 in the gradient tests
  *    (include/kgpt/real.h).
@@ -24,7 +25,7 @@
 #include "kgpt/real.h"
 
 /* Token + position embedding.
- * out: (B,T,C); inp: (B,T) token ids < V; wte: (Vp,C); wpe: (maxT,C). */
+ * out: (B,T,C); inp: (B,T) token ids < Vp (the trainer checks < V); wte: (Vp,C); wpe: (maxT,C). */
 void encoder_forward(real *out, const int *inp, const real *wte,
 		     const real *wpe, int B, int T, int C);
 void encoder_backward(real *dwte, real *dwpe, const real *dout,
@@ -59,6 +60,7 @@ void residual_forward(real *out, const real *a, const real *b, size_t n);
 /* Inverted dropout with probability p (Srivastava et al. 2014), in place.
  * The mask element i is kgpt_dropout_keep(seed, i, p) (include/kgpt/rng.h),
  * so backward regenerates it from (seed, p) and nothing is stored.
+ * dropout_backward scales dx in place (it does not accumulate).
  * p == 0 is a no-op. */
 void dropout_forward(real *x, size_t n, float p, uint64_t seed);
 void dropout_backward(real *dx, size_t n, float p, uint64_t seed);
