@@ -347,7 +347,7 @@ TS    := $(DATA_PATH)/tinyshakespeare
 
 PHONY += data
 ifeq ($(CONFIG_GPT2_DATASET_TINYSHAKESPEARE),y)
-data: $(TS)/tinyshakespeare_val.bin
+data: $(TS)/tinyshakespeare_train.bin $(TS)/tinyshakespeare_val.bin
 else
 data: $(VOCAB)
 	@for p in "$(call unquote,$(CONFIG_GPT2_DATASET_TRAIN))" "$(call unquote,$(CONFIG_GPT2_DATASET_VAL))"; do \
@@ -360,7 +360,8 @@ $(VOCAB) &:
 	$(say) FETCH "$(DATA_DIR)/gpt2"
 	$(Q)$(srctree)/scripts/fetch-data.sh $(DATA_PATH)/gpt2 encoder.json vocab.bpe
 
-$(TS)/tinyshakespeare_val.bin: $(VOCAB) | $(BUILD)/prepare_data
+# one run of prepare_data writes both shards: a missing one remakes both
+$(TS)/tinyshakespeare_train.bin $(TS)/tinyshakespeare_val.bin &: $(VOCAB) | $(BUILD)/prepare_data
 	$(say) FETCH "$(DATA_DIR)/tinyshakespeare"
 	$(Q)$(srctree)/scripts/fetch-data.sh $(TS) tinyshakespeare.txt
 	$(Q)$(BUILD)/prepare_data --input $(TS)/tinyshakespeare.txt --out $(TS) \

@@ -422,6 +422,7 @@ struct state_field {		/* on disk */
 
 #define FP_MAX	(64 + GPT2_L)	/* fields of this configuration */
 #define FP_FILE_MAX	256		/* fields any state file may hold */
+_Static_assert(FP_MAX <= FP_FILE_MAX, "n_layer too large for the state file's field table");
 
 #ifdef CONFIG_RMLP
 #define FP_RMLP		1

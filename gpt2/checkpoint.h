@@ -7,7 +7,11 @@
  *   model.bin  the 16 llm.c tensors in llm.c's float32 format (header
  *              int32[256]: [0] 20240326, [1] 3, [2] maxT, [3] V, [4] L,
  *              [5] NH, [6] C, [7] Vp; then the tensors in llm.c's order),
- *              so llm.c's tools read it unchanged. A tensor this
+ *              so llm.c's tools read it. They read GPT-2's tensors
+ *              only: a model whose lm_head is untied, or whose R-MLP
+ *              has mixer or gates, is more than model.bin (state.bin
+ *              holds the rest), and llm.c computes the model without
+ *              those parts. A tensor this
  *              configuration does not have (the linear biases with
  *              CONFIG_GPT2_BIAS=n) is written as zeros of llm.c's size.
  *              When the MLP width D_ff is not 4 * n_embd (R-MLP with
@@ -136,9 +140,10 @@ int ckpt_write_llmc(const char *file, const struct gpt2 *m);
  * file size against the header (-EBADMSG: "truncated: expected N bytes,
  * found M"). Parameters only: kgpt's own tensors keep their
  * initialisation, except an untied lm_head, which starts as a copy of
- * wte; AdamW moments and m->step are not changed. Biases in the file are
- * dropped when the trainer is compiled without them (with a warning if
- * they are not zero).
+ * wte; AdamW moments and m->step are not changed. The linear biases in
+ * the file are dropped when the trainer is compiled without them (with a
+ * warning if they are not zero); the LayerNorm biases are loaded and stay
+ * frozen at the file's values.
  */
 int ckpt_load_llmc(const char *file, struct gpt2 *m);
 

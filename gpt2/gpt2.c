@@ -443,9 +443,11 @@ static void *xcalloc(size_t n, size_t size, const char *what)
 	void *p = calloc(n, size);
 
 	if (!p)
-		fprintf(stderr, "kgpt: out of memory allocating %s (%.1f MiB); "
-			"lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE\n",
-			what, (double)n * size / (1 << 20));
+		fprintf(stderr, "kgpt: out of memory allocating %s (%.1f MiB); %s\n",
+			what, (double)n * size / (1 << 20),
+			strstr(what, "activation") ?
+			"lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE" :
+			"choose a smaller model (n_layer, n_embd) in make menuconfig");
 	return p;
 }
 

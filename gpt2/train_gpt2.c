@@ -519,7 +519,7 @@ struct train_state {		/* saved byte for byte: fixed-size fields */
 	float train_loss, val_loss, best_val_loss;
 	float log_loss_sum;	/* of the log interval in progress */
 	int32_t log_loss_n;
-	int32_t reserved;
+	int32_t max_time_s;	/* KGPT_MAX_TIME of the build that saved it */
 	uint64_t metrics_bytes;	/* length of metrics.jsonl */
 	struct dataloader_pos train_pos;
 };
@@ -623,6 +623,7 @@ static int save_checkpoint(struct train *tr)
 	st.best_val_loss = tr->best_val_loss;
 	st.log_loss_sum = tr->log_loss_sum;
 	st.log_loss_n = tr->log_loss_n;
+	st.max_time_s = KGPT_MAX_TIME;
 	rc = metrics_sync(tr, &st.metrics_bytes);
 	if (rc)
 		return rc;
@@ -808,8 +809,9 @@ static int run_to_resume(enum run_mode mode, char *dir, size_t len)
 		return -EEXIST;
 	}
 	if (mode == RUN_AUTO && !same_config(dir)) {
-		printf("kgpt: %s is unfinished but was built from another .config; "
-		       "starting a new run (`make resume` would continue it)\n", dir);
+		printf("kgpt: %s is unfinished but was built from another .config; starting a "
+		       "new run (to continue that one: cp %s/config .config && make resume)\n",
+		       dir, dir);
 		return 0;
 	}
 	if (mode == RUN_AUTO && !has_checkpoint(dir)) {
@@ -836,6 +838,14 @@ static int resume_run(struct train *tr, const char *dir)
 		fprintf(stderr, "kgpt: %s: the trainer state is not this trainer's (magic %08x, "
 			"version %u, step %lld / %d)\n", ck, st.magic, st.version,
 			(long long)st.step, tr->model.step);
+		rc = -EINVAL;
+	}
+	if (!rc && st.max_time_s != KGPT_MAX_TIME) {
+		/* the budget sets the learning-rate schedule: resuming under
+		 * another one would not continue the same run */
+		fprintf(stderr, "kgpt: %s was trained with a time budget of %d s (TIME=%d), "
+			"this build has %d s; resume it with `make resume TIME=%d`\n", dir,
+			(int)st.max_time_s, (int)st.max_time_s, KGPT_MAX_TIME, (int)st.max_time_s);
 		rc = -EINVAL;
 	}
 	if (!rc)
