@@ -22,35 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/resource.h>
 #include <cjson/cJSON.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "gpt2/train.h"
+#include "kgpt/proc.h"
 #include "kgpt/rng.h"
 
 #define BENCH_SEED	20240326u
-
-/* Seconds of the clock id: CLOCK_MONOTONIC (wall) or
- * CLOCK_PROCESS_CPUTIME_ID (CPU time of all threads). */
-static double clock_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double rss_bytes(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_maxrss * 1024;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -87,10 +68,10 @@ static void random_batch(struct kgpt_rng *rng, int *inputs, int *targets)
 static double bench_step(struct gpt2 *m, struct kgpt_rng *rng, int *inputs,
 			 int *targets, int step, float *norm)
 {
-	double loss = 0, t0 = clock_s(CLOCK_MONOTONIC);
+	double loss = 0, t0 = kgpt_now_s();
 
 	gpt2_zero_grad(m);
-	gpt2_phase_s[GPT2_PH_OPTIMIZER] += clock_s(CLOCK_MONOTONIC) - t0;
+	gpt2_phase_s[GPT2_PH_OPTIMIZER] += kgpt_now_s() - t0;
 	for (int micro = 0; micro < GPT2_ACCUM; micro++) {
 		uint64_t seed = ((uint64_t)BENCH_SEED << 32) ^ ((uint64_t)step * GPT2_ACCUM + micro);
 
@@ -174,11 +155,11 @@ int train_bench(int steps, int warmup, const char *json)
 	}
 	memset(gpt2_phase_s, 0, sizeof(gpt2_phase_s));
 	for (int s = 0; s < steps; s++) {
-		double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+		double w0 = kgpt_now_s(), c0 = kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 
 		loss = bench_step(&model, &rng, inputs, targets, warmup + s, &norm);
-		wall[s] = (clock_s(CLOCK_MONOTONIC) - w0) * 1e3;
-		cpu[s] = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3;
+		wall[s] = (kgpt_now_s() - w0) * 1e3;
+		cpu[s] = (kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3;
 		if (!warmup && !s)
 			loss0 = loss;
 		sum_ms += wall[s];
@@ -222,7 +203,7 @@ int train_bench(int steps, int warmup, const char *json)
 	cJSON_AddNumberToObject(o, "flops_per_token", fpt);
 	cJSON_AddNumberToObject(o, "gflops", fpt * tokens / (med * 1e-3) / 1e9);
 	cJSON_AddItemToObject(o, "phase_ms", phases_json(ph_ms, sum_ms / steps - t_ph));
-	cJSON_AddNumberToObject(o, "peak_rss_bytes", rss_bytes());
+	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)kgpt_peak_rss_bytes());
 	cJSON_AddNumberToObject(o, "planned_bytes", (double)gpt2_bytes(&model));
 	cJSON_AddNumberToObject(o, "loss_first", loss0);
 	cJSON_AddNumberToObject(o, "loss_last", loss);
@@ -230,7 +211,7 @@ int train_bench(int steps, int warmup, const char *json)
 
 	printf("kgpt bench: median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, peak RSS %.0f MiB\n",
 	       med, tokens / (med * 1e-3), fpt * tokens / (med * 1e-3) / 1e9,
-	       rss_bytes() / 1048576.0);
+	       (double)kgpt_peak_rss_bytes() / 1048576.0);
 	if (json)
 		rc = write_json(json, o);
 	cJSON_Delete(o);

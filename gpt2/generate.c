@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -40,6 +39,7 @@
 #include "gpt2/checkpoint.h"
 #include "gpt2/dataloader.h"
 #include "gpt2/tokenizer.h"
+#include "kgpt/proc.h"
 #include "kgpt/rng.h"
 
 #define DEFAULT_TOKENS	128
@@ -53,14 +53,6 @@ struct args {
 	int eval;
 	int batches;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
@@ -315,13 +307,13 @@ static int generate(struct gpt2 *m, const struct args *a)
 	kgpt_rng_seed(&rng, a->seed);
 
 	/* the prompt, or <|endoftext|> to start a document */
-	t0 = now();
+	t0 = kgpt_now_s();
 	for (size_t i = 0; i < (n ? n : 1) && !err; i++)
 		err = gpt2_step(m, &g, n ? ids[i] : eot, i + 1 == (n ? n : 1) ? logits : NULL);
 	if (n)
 		fputs(a->prompt, stdout);
 	fflush(stdout);
-	t1 = now();
+	t1 = kgpt_now_s();
 	while (!err && n_gen < a->tokens) {
 		int next = sample(logits, a->temperature, &rng);
 
@@ -334,7 +326,7 @@ static int generate(struct gpt2 *m, const struct args *a)
 		if (n_gen < a->tokens)
 			err = gpt2_step(m, &g, next, logits);
 	}
-	t2 = now();
+	t2 = kgpt_now_s();
 	printf("\n---\n");
 	if (err) {
 		fprintf(stderr, "kgpt: generation step failed: %s\n", strerror(-err));

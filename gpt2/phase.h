@@ -18,32 +18,24 @@
 #ifndef KGPT_GPT2_PHASE_H
 #define KGPT_GPT2_PHASE_H
 
-#include <time.h>
 #include "gpt2/gpt2.h"
+#include "kgpt/proc.h"
 #include "kernels/cpu/kernels.h"
 #include "ra/kvprune.h"
 #include "ra/rmlp.h"
 
-static inline double phase_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* A call that returns nothing, timed into phase ph. */
 #define PHASE_VOID(ph, call) ({						\
-	double t0_ = phase_now();					\
+	double t0_ = kgpt_now_s();					\
 	call;								\
-	gpt2_phase_s[ph] += phase_now() - t0_;				\
+	gpt2_phase_s[ph] += kgpt_now_s() - t0_;				\
 })
 
 /* A call that returns a value, timed into phase ph; yields the value. */
 #define PHASE_VAL(ph, call) ({						\
-	double t0_ = phase_now();					\
+	double t0_ = kgpt_now_s();					\
 	__typeof__(call) r_ = (call);					\
-	gpt2_phase_s[ph] += phase_now() - t0_;				\
+	gpt2_phase_s[ph] += kgpt_now_s() - t0_;				\
 	r_;								\
 })
 

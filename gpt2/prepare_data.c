@@ -17,6 +17,7 @@
  */
 #include "gpt2/dataloader.h"
 #include "gpt2/tokenizer.h"
+#include "kgpt/proc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 struct opts {
 	const char *input, *out, *name, *vocab;
@@ -199,14 +199,6 @@ static int make_dirs(const char *path)
 	return err;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int write_split(const struct opts *o, const char *split,
 		       const struct tokens *t)
 {
@@ -246,11 +238,11 @@ static int prepare(const struct opts *o, struct tokenizer *tok,
 	n_val = (size_t)llround(o->val_fraction * n);
 	n_val = n_val < 1 ? 1 : n_val > n - 1 ? n - 1 : n_val;
 	n_train = n - n_val;
-	t0 = now();
+	t0 = kgpt_now_s();
 	err = encode_docs(tok, text, docs, n_train, &train);
 	if (!err)
 		err = encode_docs(tok, text, docs + n_train, n_val, &val);
-	dt = now() - t0;
+	dt = kgpt_now_s() - t0;
 	if (err)
 		goto out;
 	printf("prepare_data: %s: %zu bytes, %zu documents (train %zu, val %zu), "

@@ -33,10 +33,6 @@ struct train {
 	FILE *metrics;		/* run_dir/metrics.jsonl */
 };
 
-/* Seconds on a monotonic clock. */
-double now_s(void);
-/* Peak resident set size of this process, bytes. */
-size_t peak_rss_bytes(void);
 /* Fraction of the training budget used at (step, elapsed seconds), 0..1. */
 double budget_fraction(int step, double elapsed);
 /* Learning rate at step (0-based) and budget fraction frac. */

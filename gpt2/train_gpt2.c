@@ -34,7 +34,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #ifdef _OPENMP
@@ -46,6 +45,7 @@
 #include "gpt2/dataloader.h"
 #include "gpt2/tokenizer.h"
 #include "gpt2/train.h"
+#include "kgpt/proc.h"
 #include "kgpt/rng.h"
 #include <generated/config_text.h>
 
@@ -55,22 +55,6 @@
 /* ------------------------------------------------------------------------
  * Small utilities
  */
-
-double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-size_t peak_rss_bytes(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (size_t)ru.ru_maxrss * 1024;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -449,7 +433,7 @@ static int write_summary(struct train *tr)
 	cJSON_AddNumberToObject(o, "wall_s", tr->elapsed);
 	cJSON_AddNumberToObject(o, "tokens_per_s", tr->elapsed > 0 ? tr->tokens / tr->elapsed : 0);
 	cJSON_AddNumberToObject(o, "params", (double)tr->model.num_trainable);
-	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)peak_rss_bytes());
+	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)kgpt_peak_rss_bytes());
 	cJSON_AddStringToObject(o, "stopped_by", tr->stop_reason);
 	train_summary_mechanisms(tr, o);
 	cJSON_AddItemToObject(o, "config", config_json());
@@ -482,7 +466,7 @@ static void print_summary(struct train *tr)
 	printf("  val_loss        %.4f  (perplexity %.2f)\n", tr->val_loss, exp(tr->val_loss));
 	printf("  best_val_loss   %.4f  (perplexity %.2f)\n", tr->best_val_loss,
 	       exp(tr->best_val_loss));
-	printf("  peak RSS        %.1f MiB\n", peak_rss_bytes() / 1048576.0);
+	printf("  peak RSS        %.1f MiB\n", kgpt_peak_rss_bytes() / 1048576.0);
 	train_print_mechanisms(tr);
 	printf("  files          ");
 	for (int i = 0; i < (int)(sizeof(files) / sizeof(files[0])); i++) {
@@ -1029,7 +1013,7 @@ static void eval_and_print(struct train *tr)
 
 static int train_loop(struct train *tr)
 {
-	double t_log = now_s(), t0 = now_s() - tr->elapsed;
+	double t_log = kgpt_now_s(), t0 = kgpt_now_s() - tr->elapsed;
 	long tokens_log = 0;
 
 	if (tr->step == 0)	/* the untrained model's val_loss, for reference */
@@ -1055,20 +1039,20 @@ static int train_loop(struct train *tr)
 		tr->step++;
 		tr->tokens += (long)GPT2_N * GPT2_ACCUM;
 		tokens_log += (long)GPT2_N * GPT2_ACCUM;
-		tr->elapsed = now_s() - t0;
+		tr->elapsed = kgpt_now_s() - t0;
 		tr->log_loss_sum += loss;
 		tr->log_loss_n++;
 		if (tr->step % CONFIG_GPT2_LOG_INTERVAL == 0 || tr->step == 1) {
-			double tok_s = tokens_log / (now_s() - t_log);
+			double tok_s = tokens_log / (kgpt_now_s() - t_log);
 
 			progress(tr, loss, lr, tok_s);
 			log_train(tr, lr, norm, tok_s);
-			t_log = now_s();
+			t_log = kgpt_now_s();
 			tokens_log = 0;
 		}
 		if (tr->step % CONFIG_GPT2_EVAL_INTERVAL == 0) {
 			eval_and_print(tr);
-			t_log = now_s();
+			t_log = kgpt_now_s();
 		}
 		train_after_step(tr);
 	}

@@ -24,6 +24,7 @@
 #include <time.h>
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/kutil.h"
+#include "kgpt/proc.h"
 
 #define BC	768		/* n_embd */
 #define BV	50257
@@ -33,7 +34,6 @@
 static double now(void)
 {
 	static int clk = -1;
-	struct timespec t;
 
 	if (clk < 0) {
 		const char *e = getenv("BENCH_CLOCK");
@@ -41,8 +41,7 @@ static double now(void)
 		clk = e && !strcmp(e, "thread") ? CLOCK_THREAD_CPUTIME_ID :
 		      CLOCK_MONOTONIC;
 	}
-	clock_gettime(clk, &t);
-	return t.tv_sec + 1e-9 * t.tv_nsec;
+	return kgpt_clock_s(clk);
 }
 
 /* n floats uniform in [-s/2, s/2), 64-byte aligned. */

@@ -5,6 +5,7 @@
  * Reference data: $KGPT_DATA_MIRROR (default ../shared/data).
  */
 #include "gpt2/tokenizer.h"
+#include "kgpt/proc.h"
 #include "tests/tap.h"
 
 #include <cjson/cJSON.h>
@@ -192,14 +193,6 @@ static void test_vectors(struct tokenizer *t)
 	free(all);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void test_shakespeare(struct tokenizer *t)
 {
 	size_t len, n = 0, n2 = 0;
@@ -209,10 +202,10 @@ static void test_shakespeare(struct tokenizer *t)
 
 	if (!ok(text != NULL, "read tinyshakespeare.txt"))
 		return;
-	t0 = now();
+	t0 = kgpt_now_s();
 	ok(!tokenizer_encode(t, text, len, &ids, &n) && n == 338025,
 	   "tinyshakespeare.txt is 338025 tokens (got %zu)", n);
-	dt = now() - t0;
+	dt = kgpt_now_s() - t0;
 	diag("encoded %zu bytes in %.3f s: %.0f tokens/s, %.1f MB/s", len, dt,
 	     n / dt, len / dt / 1e6);
 	free(ids);
