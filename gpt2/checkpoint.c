@@ -1514,7 +1514,15 @@ static int none_usable(const char *ckdir, int n)
 	return -EBADMSG;
 }
 
-int ckpt_find_latest(const char *run_dir, char *path, size_t len)
+/*
+ * Run op on the checkpoints of run_dir, newest first, until it succeeds;
+ * damaged or unfinished ones are skipped with a warning. -EINVAL (a
+ * format this trainer does not read), -ENOMEM and -ENAMETOOLONG end the
+ * search: an older checkpoint would not fare better. path gets the
+ * directory of the one that worked.
+ */
+static int newest_usable(const char *run_dir, char *path, size_t len,
+			 int (*op)(const char *dir, void *arg), void *arg)
 {
 	struct ckpt_entry *e;
 	char ckdir[4096], dir[4096];
@@ -1526,12 +1534,12 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t len)
 	for (int i = 0; i < n; i++) {
 		path_join(dir, sizeof(dir), ckdir, e[i].name);
 		quiet = 1;
-		err = ckpt_verify(dir);
+		err = op(dir, arg);
 		quiet = 0;
 		if (!err)
 			err = set_path(path, len, ckdir, e[i].name);
-		if (!err || err == -EINVAL || err == -ENAMETOOLONG) {
-			if (err)	/* a format this trainer does not read */
+		if (!err || err == -EINVAL || err == -ENOMEM || err == -ENAMETOOLONG) {
+			if (err)
 				fprintf(stderr, "kgpt: %s\n", last_msg);
 			free(e);
 			return err;
@@ -1542,31 +1550,34 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t len)
 	return none_usable(ckdir, n);
 }
 
+static int verify_op(const char *dir, void *arg)
+{
+	(void)arg;
+	return ckpt_verify(dir);
+}
+
+int ckpt_find_latest(const char *run_dir, char *path, size_t len)
+{
+	return newest_usable(run_dir, path, len, verify_op, NULL);
+}
+
+struct load_args {
+	struct gpt2 *m;
+	void *state;
+	size_t state_len;
+};
+
+static int load_op(const char *dir, void *arg)
+{
+	struct load_args *a = arg;
+
+	return ckpt_load(dir, a->m, a->state, a->state_len);
+}
+
 int ckpt_load_latest(const char *run_dir, struct gpt2 *m, void *trainer_state,
 		     size_t state_len, char *path, size_t len)
 {
-	struct ckpt_entry *e;
-	char ckdir[4096], dir[4096];
-	int n, err;
+	struct load_args a = { m, trainer_state, state_len };
 
-	n = checkpoints_of(run_dir, ckdir, sizeof(ckdir), &e);
-	if (n <= 0)
-		return n ? n : -ENOENT;
-	for (int i = 0; i < n; i++) {
-		path_join(dir, sizeof(dir), ckdir, e[i].name);
-		quiet = 1;
-		err = ckpt_load(dir, m, trainer_state, state_len);
-		quiet = 0;
-		if (!err)
-			err = set_path(path, len, ckdir, e[i].name);
-		if (!err || err == -EINVAL || err == -ENOMEM || err == -ENAMETOOLONG) {
-			if (err)	/* not a reason to try an older one */
-				fprintf(stderr, "kgpt: %s\n", last_msg);
-			free(e);
-			return err;
-		}
-		skipping(dir);
-	}
-	free(e);
-	return none_usable(ckdir, n);
+	return newest_usable(run_dir, path, len, load_op, &a);
 }
