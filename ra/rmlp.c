@@ -220,29 +220,6 @@ static void rmlp_act_backward(real *dh, real *dfcb, double *acc_std,
 	}
 }
 
-/*
- * db (C) += column sums of x (N, C), each thread owning a range of
- * columns (deterministic): the down-projection's bias gradient, done next
- * to the activation pass rather than by matmul_backward() between its
- * two BLAS calls.
- */
-static void rmlp_colsum(real *db, const real *x, int N, int C)
-{
-#pragma omp parallel if ((long)N * C >= KPAR_MIN)
-	{
-		size_t j0, j1;
-
-		kthread_range(C, 16, &j0, &j1);
-		for (int n = 0; n < N; n++) {
-			const real *restrict r = x + (size_t)n * C;
-
-#pragma omp simd
-			for (size_t j = j0; j < j1; j++)
-				db[j] += r[j];
-		}
-	}
-}
-
 /* w_rec * gate_alpha, the factor on the reciprocal path. */
 static inline real rmlp_low_scale(const struct rmlp_params *p,
 				  const struct rmlp_dims *d)
@@ -321,8 +298,8 @@ void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
 	 * ride on the GELU' pass instead of a pass of their own over dpre
 	 * (N, D_ff), which pays for rebuilding h.
 	 */
-	if (g->fcprojb)
-		rmlp_colsum(g->fcprojb, dout, N, C);
+	if (g->fcprojb)		/* here, not by matmul_backward() between its gemms */
+		bias_backward(g->fcprojb, dout, N, C);
 	/* Down-projection: needs h, rebuilt in a. */
 	rmlp_activation(a, u, saved, p, d, N);
 	cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Dff, N, 1, dout,

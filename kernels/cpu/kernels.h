@@ -45,6 +45,10 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
  * dbias (OC) += column sums of dout. dinp, dbias may be NULL (skipped). */
 void matmul_forward(real *out, const real *inp, const real *w,
 		    const real *bias, int N, int C, int OC);
+/* dbias (OC) += column sums of dout (N,OC), deterministic (each thread
+ * owns a range of columns and adds the rows in order); matmul_backward's
+ * bias gradient, also called on its own where a fused kernel needs it. */
+void bias_backward(real *dbias, const real *dout, int N, int OC);
 void matmul_backward(real *dinp, real *dw, real *dbias, const real *dout,
 		     const real *inp, const real *w, int N, int C, int OC);
 

@@ -39,7 +39,7 @@ void matmul_forward(real *out, const real *inp, const real *w,
  * the columns and adds the rows in order (deterministic, no reduction
  * buffers).
  */
-static void bias_backward(real *dbias, const real *dout, int N, int OC)
+void bias_backward(real *dbias, const real *dout, int N, int OC)
 {
 #pragma omp parallel if ((long)N * OC >= KPAR_MIN)
 	{
