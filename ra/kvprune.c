@@ -18,11 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include "kgpt/rng.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/kutil.h"
 #include "ra/kvprune.h"
 
 /* The 32-byte vector helpers below are static; without -mavx gcc warns
@@ -78,16 +76,6 @@ static real vdot(const real *a, const real *b, int n)
 	for (; j < n; j++)
 		s += a[j] * b[j];
 	return s;
-}
-
-static real vmax(const real *x, int n)
-{
-	real m = -INFINITY;
-
-#pragma omp simd reduction(max:m)
-	for (int t = 0; t < n; t++)
-		m = x[t] > m ? x[t] : m;
-	return m;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -283,7 +271,7 @@ static void kvp_rank(struct kvp_head *hd, const struct kvp_step *st)
 /* softmax of x[0..n) in place; returns the log-sum-exp */
 static real kvp_softmax(real *x, int n)
 {
-	real mx = vmax(x, n), sum, inv;
+	real mx = kmax(x, n), sum, inv;
 
 	sum = attention_exp_sum(x, n, mx);
 	inv = R(1.0) / sum;
@@ -766,29 +754,12 @@ static void kvp_bwd_head(const struct kvp_job *jb, int bh, struct kvp_scratch *w
 	jb->dbudget[bh] = g.dbudget;
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
-
-static int thread_num(void)
-{
-#ifdef _OPENMP
-	return omp_get_thread_num();
-#else
-	return 0;
-#endif
-}
 
 /* Run fn on every (b, h), parallel over the pairs, scratch per thread. */
 static int kvp_run(const struct kvp_job *jb,
 		   void (*fn)(const struct kvp_job *, int, struct kvp_scratch *))
 {
-	int nt = max_threads(), err = 0, nbh = jb->B * jb->NH;
+	int nt = omp_get_max_threads(), err = 0, nbh = jb->B * jb->NH;
 	struct kvp_scratch *w;
 
 	if (nt > nbh)
@@ -802,7 +773,7 @@ static int kvp_run(const struct kvp_job *jb,
 		goto out;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
 	for (int bh = 0; bh < nbh; bh++)
-		fn(jb, bh, &w[thread_num()]);
+		fn(jb, bh, &w[omp_get_thread_num()]);
 out:
 	for (int t = 0; t < nt; t++)
 		kvp_scratch_free(&w[t]);

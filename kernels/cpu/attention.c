@@ -37,6 +37,7 @@
 #include <string.h>
 #include "kgpt/rng.h"
 #include "kernels.h"
+#include "kutil.h"
 
 /* The 32-byte vector helpers below are static; without -mavx gcc warns
  * that returning such vectors would change a public ABI, which none is. */
@@ -241,16 +242,6 @@ static void pack_trans(struct panels *d, const real *src, int ld, const int *idx
 /* ---------------------------------------------------------------------- */
 /* Row primitives: max, exp(x - c) with its sum, dot product. */
 
-static real row_max(const real *x, int n)
-{
-	real m = -INFINITY;
-
-#pragma omp simd reduction(max:m)
-	for (int j = 0; j < n; j++)
-		m = x[j] > m ? x[j] : m;
-	return m;
-}
-
 static real row_dot(const real *a, const real *b, int n)
 {
 	real s = 0;
@@ -392,7 +383,7 @@ real attention_exp_sum(real *x, int n, real c)
  */
 static real softmax_row(real *x, int L, int n, real *inv)
 {
-	real mx = row_max(x, L);
+	real mx = kmax(x, L);
 	real sum = row_exp_sum(x, L, mx);
 
 	*inv = R(1.0) / sum;

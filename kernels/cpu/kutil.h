@@ -19,6 +19,17 @@ static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_max_threads(void) { return 1; }
 #endif
 
+/* max over x[0..n), -INFINITY for n = 0. */
+static inline real kmax(const real *x, int n)
+{
+	real m = -INFINITY;
+
+#pragma omp simd reduction(max:m)
+	for (int j = 0; j < n; j++)
+		m = x[j] > m ? x[j] : m;
+	return m;
+}
+
 /* Below this many elements a loop runs on one thread: waking the team
  * costs more than it saves. */
 #define KPAR_MIN	16384
