@@ -10,22 +10,7 @@
 #include "kernels/cpu/kernels.h"
 #include "kgpt/rng.h"
 #include "tests/tap.h"
-
-static void fill(real *x, size_t n, struct kgpt_rng *rng, real sd)
-{
-	for (size_t i = 0; i < n; i++)
-		x[i] = sd * (real)kgpt_rng_normal(rng);
-}
-
-static double max_abs_diff(const real *a, const real *b, size_t n)
-{
-	double m = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (fabs((double)a[i] - (double)b[i]) > m)
-			m = fabs((double)a[i] - (double)b[i]);
-	return m;
-}
+#include "tests/util.h"
 
 /* Naive forward and backward of one head, with the (T, T) matrix. */
 struct ref_shape {
@@ -167,8 +152,8 @@ static void check_case(int B, int T, int C, int NH, float p, uint64_t seed)
 	double fd_err = 0, fd_max = 0;
 
 	kgpt_rng_seed(&rng, 1000 + T + p * 10);
-	fill(qkv, nq, &rng, 1.0);
-	fill(w, no, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
+	fill_normal(w, no, &rng, 1.0);
 
 	attention_forward(out, lse, qkv, B, T, C, NH, p, seed);
 	ref_forward(rout, rlse, qkv, &s);
@@ -224,7 +209,7 @@ static void check_extreme(void)
 	int bad = 0;
 
 	kgpt_rng_seed(&rng, 7);
-	fill(qkv, nq, &rng, 30.0);	/* scores of order 1e3 */
+	fill_normal(qkv, nq, &rng, 30.0);	/* scores of order 1e3 */
 	attention_forward(out, lse, qkv, B, T, C, NH, 0, 0);
 	for (size_t i = 0; i < no; i++)
 		bad += !isfinite(out[i]);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tests/tap.h"
+#include "tests/util.h"
 #include "kernels/cpu/kernels.h"
 #include "kgpt/rng.h"
 
@@ -33,11 +34,6 @@
 static struct kgpt_rng rng;
 
 /* max(m, v), where a NaN v makes it infinite (fmax() would drop it). */
-static double worse(double m, double v)
-{
-	return isnan(v) ? INFINITY : fmax(m, v);
-}
-
 static real *alloc(size_t n)
 {
 	real *p = calloc(n ? n : 1, sizeof(real));
@@ -118,15 +114,6 @@ static void check_grad(const char *name, real *x, const real *a, size_t n)
 }
 
 /* max |a - b| over n. */
-static double maxdiff(const real *a, const real *b, size_t n)
-{
-	double m = 0;
-
-	for (size_t i = 0; i < n; i++)
-		m = worse(m, fabs((double)a[i] - b[i]));
-	return m;
-}
-
 /* g1 must be g0 + 2 * (g_once - 0): accumulation of two backward calls. */
 static void check_twice(const char *name, const real *g0, const real *g1,
 			const real *once, size_t n)
@@ -340,7 +327,7 @@ static void test_matmul_case(int with_bias)
 
 	/* dinp == NULL and dbias == NULL: dw alone, the same values. */
 	matmul_backward(NULL, dw_only, NULL, mm.r, mm.inp, mm.w, N, C, OC);
-	ok(maxdiff(dw_only, g + ni, nw) == 0, "%s dw with dinp, dbias NULL",
+	ok(max_abs_diff(dw_only, g + ni, nw) == 0, "%s dw with dinp, dbias NULL",
 	   tag);
 
 	free(mm.out), free(mm.inp), free(mm.w), free(mm.bias), free(mm.r);
@@ -438,7 +425,7 @@ static void test_dropout(void)
 	is_close((double)kept / big, 0.75, 0.005, "dropout keeps 1 - p");
 	memcpy(d, dr.r, n * sizeof(real));
 	dropout_backward(d, n, 0, 7);
-	ok(maxdiff(d, dr.r, n) == 0, "dropout p = 0 is a no-op");
+	ok(max_abs_diff(d, dr.r, n) == 0, "dropout p = 0 is a no-op");
 
 	free(dr.x), free(dr.tmp), free(dr.r), free(d), free(y), free(x0);
 }
@@ -506,7 +493,7 @@ static void test_lmhead(void)
 	memcpy(l2, lm.losses, N * sizeof(real));
 	lm_head_forward_backward(lm.losses, g1, g1 + nx, lm.x, lm.wte, lm.tgt,
 				 lm.dloss, N, C, V, Vp, lm.scratch, chunk);
-	ok(maxdiff(l2, lm.losses, N) == 0,
+	ok(max_abs_diff(l2, lm.losses, N) == 0,
 	   "lm_head_forward losses = forward_backward losses");
 
 	loss_fn = lm_loss;
@@ -531,7 +518,7 @@ static void test_lmhead(void)
 	memset(dx, 0, nx * sizeof(real));
 	lm_head_forward_backward(lm.losses, dx, dw, lm.x, lm.wte, lm.tgt,
 				 lm.dloss, N, C, V, Vp, lm.scratch, chunk);
-	ok(maxdiff(l2, lm.losses, N) == 0 && maxdiff(dx, once, nx) == 0,
+	ok(max_abs_diff(l2, lm.losses, N) == 0 && max_abs_diff(dx, once, nx) == 0,
 	   "lm_head ignores the padded rows of wte");
 
 	/* One chunk holding every row gives the same losses. */
@@ -539,7 +526,7 @@ static void test_lmhead(void)
 	free(lm.scratch);
 	lm.scratch = alloc((size_t)N * Vp);
 	lm_loss();
-	ok(maxdiff(l2, lm.losses, N) < 1e-14, "lm_head chunk = N agrees");
+	ok(max_abs_diff(l2, lm.losses, N) < 1e-14, "lm_head chunk = N agrees");
 
 	free(lm.tgt), free(lm.x), free(lm.wte), free(lm.losses);
 	free(lm.scratch), free(dx), free(dw), free(l2), free(g0), free(g1);
@@ -601,7 +588,7 @@ static void test_misc(size_t n)
 		e = worse(e, fabs(o[i] - (a[i] + b[i])));
 	ok(e == 0, "residual_forward n=%zu", n);
 	residual_forward(a, a, b, n);
-	ok(maxdiff(a, o, n) == 0, "residual_forward in place");
+	ok(max_abs_diff(a, o, n) == 0, "residual_forward in place");
 	for (size_t i = 0; i < n; i++)
 		s += a[i] * a[i];
 	is_close(sumsq(a, n), s, 1e-12 * s, "sumsq");

@@ -13,12 +13,7 @@
 #include "kgpt/rng.h"
 #include "ra/kvprune.h"
 #include "tests/tap.h"
-
-static void fill(float *x, size_t n, struct kgpt_rng *rng, float sd)
-{
-	for (size_t i = 0; i < n; i++)
-		x[i] = sd * kgpt_rng_normal(rng);
-}
+#include "tests/util.h"
 
 /* (b) teacher forcing vs generation, at the attention level */
 static void check_generation(enum kvprune_mode mode, int T, int C, int NH, int k, int rec)
@@ -33,7 +28,7 @@ static void check_generation(enum kvprune_mode mode, int T, int C, int NH, int k
 	double diff = 0;
 
 	kgpt_rng_seed(&rng, 1234 + k);
-	fill(qkv, nq, &rng, 1.0f);
+	fill_normal(qkv, nq, &rng, 1.0f);
 	rc = kvprune_attention_forward(ref, lse, ev, qkv, 1, T, C, NH, 0, 0, &cfg);
 	rc |= kv_cache_init(&c, NH, C, T, &cfg);
 	for (int i = 0; !rc && i < T; i++) {
@@ -66,8 +61,8 @@ static void check_identity(enum kvprune_mode mode, int B, int T, int C, int NH, 
 	struct kgpt_rng rng;
 
 	kgpt_rng_seed(&rng, 8);
-	fill(qkv, nq, &rng, 1.0f);
-	fill(dout, no, &rng, 1.0f);
+	fill_normal(qkv, nq, &rng, 1.0f);
+	fill_normal(dout, no, &rng, 1.0f);
 	attention_forward(o1, l1, qkv, B, T, C, NH, p, 9);
 	attention_backward(g1, dout, qkv, o1, l1, B, T, C, NH, p, 9);
 	kvprune_attention_forward(o2, l2, ev, qkv, B, T, C, NH, p, 9, &cfg);
@@ -144,8 +139,8 @@ static void check_backward(enum kvprune_mode mode, int B, int T, int C, int NH, 
 	struct kgpt_rng rng;
 
 	kgpt_rng_seed(&rng, 77);
-	fill(qkv, nq, &rng, 1.0f);
-	fill(dout, no, &rng, 1.0f);
+	fill_normal(qkv, nq, &rng, 1.0f);
+	fill_normal(dout, no, &rng, 1.0f);
 	kvprune_attention_forward(out, lse, ev, qkv, B, T, C, NH, 0, 0, &cfg);
 	kvprune_attention_backward(g, NULL, dout, qkv, out, lse, ev, B, T, C, NH, 0, 0, &cfg);
 	ref_backward(rg, qkv, dout, ev, mode == KVPRUNE_V_ONLY, B, T, C, NH);

@@ -15,6 +15,7 @@
 #include "kgpt/rng.h"
 #include "ra/kvprune.h"
 #include "tests/tap.h"
+#include "tests/util.h"
 
 struct shape {
 	int B, T, C, NH;
@@ -35,22 +36,6 @@ static size_t n_out(const struct shape *s)
 static size_t n_bht(const struct shape *s)
 {
 	return (size_t)s->B * s->NH * s->T;
-}
-
-static void fill(real *x, size_t n, struct kgpt_rng *rng, real sd)
-{
-	for (size_t i = 0; i < n; i++)
-		x[i] = sd * (real)kgpt_rng_normal(rng);
-}
-
-static double max_abs_diff(const real *a, const real *b, size_t n)
-{
-	double m = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (fabs((double)a[i] - (double)b[i]) > m)
-			m = fabs((double)a[i] - (double)b[i]);
-	return m;
 }
 
 static struct kvprune_cfg hard(enum kvprune_mode mode, int k, int rec)
@@ -193,7 +178,7 @@ static void check_reference(const struct shape *s, struct kvprune_cfg cfg)
 	char name[128];
 
 	kgpt_rng_seed(&rng, 11 + s->T + cfg.k);
-	fill(qkv, nq, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
 	rc = kvprune_attention_forward(out, lse, ev, qkv, s->B, s->T, s->C, s->NH, s->p,
 				       s->seed, &cfg);
 	ref_forward(rout, rlse, rev, qkv, s, &cfg);
@@ -223,10 +208,10 @@ static void check_causal(const struct shape *s, struct kvprune_cfg cfg, int t)
 	char name[128];
 
 	kgpt_rng_seed(&rng, 5 + t);
-	fill(qkv, nq, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
 	kvprune_attention_forward(o1, l1, e1, qkv, s->B, s->T, s->C, s->NH, s->p, s->seed, &cfg);
 	for (int b = 0; b < s->B; b++)	/* new tokens after t */
-		fill(qkv + ((size_t)b * s->T + t + 1) * 3 * s->C,
+		fill_normal(qkv + ((size_t)b * s->T + t + 1) * 3 * s->C,
 		     (size_t)(s->T - t - 1) * 3 * s->C, &rng, 2.0);
 	kvprune_attention_forward(o2, l2, e2, qkv, s->B, s->T, s->C, s->NH, s->p, s->seed, &cfg);
 	for (int b = 0; b < s->B; b++)
@@ -259,8 +244,8 @@ static void check_identity(const struct shape *s, enum kvprune_mode mode, int k)
 	struct kgpt_rng rng;
 
 	kgpt_rng_seed(&rng, 3);
-	fill(qkv, nq, &rng, 1.0);
-	fill(dout, no, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
+	fill_normal(dout, no, &rng, 1.0);
 	attention_forward(o1, l1, qkv, s->B, s->T, s->C, s->NH, s->p, s->seed);
 	kvprune_attention_forward(o2, l2, ev, qkv, s->B, s->T, s->C, s->NH, s->p, s->seed, &cfg);
 	attention_backward(g1, dout, qkv, o1, l1, s->B, s->T, s->C, s->NH, s->p, s->seed);
@@ -294,7 +279,7 @@ static void check_cache_invariants(enum kvprune_mode mode, int T, int k, int rec
 	double diff = 0;
 
 	kgpt_rng_seed(&rng, 17 + T + k);
-	fill(qkv, nq, &rng, 1.5);
+	fill_normal(qkv, nq, &rng, 1.5);
 	kvprune_attention_forward(ref, lse, ev, qkv, 1, T, C, NH, 0, 0, &cfg);
 	if (kv_cache_init(&c, NH, C, T, &cfg)) {
 		ok(0, "kv_cache_init");
@@ -356,7 +341,7 @@ static void check_no_eviction(void)
 	struct kgpt_rng rng;
 
 	kgpt_rng_seed(&rng, 23);
-	fill(qkv, nq, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
 	attention_forward(o1, l1, qkv, s.B, s.T, s.C, s.NH, 0, 0);
 	cfg.k = 13;	/* > T: delegates */
 	kvprune_attention_forward(o2, l2, ev, qkv, s.B, s.T, s.C, s.NH, 0, 0, &cfg);
@@ -412,8 +397,8 @@ static void check_fd(const struct shape *s, struct kvprune_cfg cfg)
 	char name[128];
 
 	kgpt_rng_seed(&rng, 31 + s->T);
-	fill(qkv, nq, &rng, 1.0);
-	fill(w, no, &rng, 1.0);
+	fill_normal(qkv, nq, &rng, 1.0);
+	fill_normal(w, no, &rng, 1.0);
 	cfg.rank_digest = dig0;
 	kvprune_attention_forward(out, lse, ev0, qkv, s->B, s->T, s->C, s->NH, s->p, s->seed,
 				  &cfg);

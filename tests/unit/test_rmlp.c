@@ -13,6 +13,7 @@
 #include <string.h>
 #include <omp.h>
 #include "tests/tap.h"
+#include "tests/util.h"
 #include "kgpt/rng.h"
 #include "kernels/cpu/kernels.h"
 #include "ra/rmlp.h"
@@ -47,15 +48,6 @@ static real *zeros(size_t n)
 
 	memset(p, 0, n * sizeof(real));
 	return p;
-}
-
-static double max_abs_diff(const real *a, const real *b, size_t n)
-{
-	double m = 0;
-
-	for (size_t i = 0; i < n; i++)
-		m = fmax(m, fabs((double)a[i] - b[i]));
-	return m;
 }
 
 static double max_abs(const real *a, size_t n)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tests/tap.h"
+#include "tests/util.h"
 #include "kgpt/rng.h"
 #include "ra/rmlp.h"
 
@@ -77,23 +78,17 @@ static void bufs_free(struct bufs *b)
 	free(b->scratch);
 }
 
-static void fill_normal(real *x, size_t n, double sd, struct kgpt_rng *rng)
-{
-	for (size_t i = 0; i < n; i++)
-		x[i] = sd * kgpt_rng_normal(rng);
-}
-
 /* Values large enough that GELU is well into its curved range. */
 static void layer_init(struct layer *l, struct kgpt_rng *rng)
 {
 	double sd = 1.2 / sqrt(l->C);
 
-	fill_normal(l->t[T_FCW], l->size[T_FCW], sd, rng);
-	fill_normal(l->t[T_FCB], l->size[T_FCB], 0.3, rng);
-	fill_normal(l->t[T_MIXW], l->size[T_MIXW], 1.5 / sqrt(l->Rr), rng);
-	fill_normal(l->t[T_FCPROJW], l->size[T_FCPROJW], 0.4, rng);
-	fill_normal(l->t[T_FCPROJB], l->size[T_FCPROJB], 0.3, rng);
-	fill_normal(l->t[T_INP], l->size[T_INP], 1.0, rng);
+	fill_normal(l->t[T_FCW], l->size[T_FCW], rng, sd);
+	fill_normal(l->t[T_FCB], l->size[T_FCB], rng, 0.3);
+	fill_normal(l->t[T_MIXW], l->size[T_MIXW], rng, 1.5 / sqrt(l->Rr));
+	fill_normal(l->t[T_FCPROJW], l->size[T_FCPROJW], rng, 0.4);
+	fill_normal(l->t[T_FCPROJB], l->size[T_FCPROJB], rng, 0.3);
+	fill_normal(l->t[T_INP], l->size[T_INP], rng, 1.0);
 	l->t[T_WSTD][0] = 0.8;
 	l->t[T_WREC][0] = 0.35;
 	l->t[T_GATE][0] = 0.7;
@@ -314,7 +309,7 @@ static void test_small(struct kgpt_rng *rng)
 	layer_alloc(&g, 5, 6, 10, 3);
 	bufs_alloc(&b, &l);
 	layer_init(&l, rng);
-	fill_normal(b.dout, (size_t)l.N * l.C, 1.0, rng);
+	fill_normal(b.dout, (size_t)l.N * l.C, rng, 1.0);
 	for (int bias = 1; bias >= 0; bias--)
 		for (int mix = 0; mix <= 1; mix++)
 			for (int gates = 0; gates <= 1; gates++) {
@@ -360,7 +355,7 @@ static void test_threads(struct kgpt_rng *rng)
 	layer_alloc(&g, 64, 8, 290, 30);
 	bufs_alloc(&b, &l);
 	layer_init(&l, rng);
-	fill_normal(b.dout, (size_t)l.N * l.C, 1.0, rng);
+	fill_normal(b.dout, (size_t)l.N * l.C, rng, 1.0);
 	for (int mix = 0; mix <= 1; mix++) {
 		struct rmlp_dims d = dims_of(&l, mix, mix);
 		char tag[64];
