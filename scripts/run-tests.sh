@@ -161,13 +161,18 @@ group_unit() {
 	done
 }
 
-group_kconfig() {
+# run_scripts DIR: every tests/DIR/*.sh, each a TAP program.
+run_scripts() {
 	local t
-	local tests=("$srctree"/tests/kconfig/*.sh)
-	[ -e "${tests[0]}" ] || { printf '# no tests in kconfig\n'; return; }
+	local tests=("$srctree/tests/$1"/*.sh)
+	[ -e "${tests[0]}" ] || { printf '# no tests in %s\n' "$1"; return; }
 	for t in "${tests[@]}"; do
-		run_tap "tests/kconfig/$(basename "$t")" bash "$t"
+		run_tap "tests/$1/$(basename "$t")" bash "$t"
 	done
+}
+
+group_kconfig() {
+	run_scripts kconfig
 }
 
 group_model() {
@@ -179,12 +184,7 @@ group_model() {
 }
 
 group_train() {
-	local t
-	local tests=("$srctree"/tests/train/*.sh)
-	[ -e "${tests[0]}" ] || { printf '# no tests in train\n'; return; }
-	for t in "${tests[@]}"; do
-		run_tap "tests/train/$(basename "$t")" bash "$t"
-	done
+	run_scripts train
 }
 
 # The sanitizer runtimes' settings: every error ends the program with a

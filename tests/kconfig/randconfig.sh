@@ -80,6 +80,18 @@ check_compiles() {
 	fi
 }
 
+# rejected LABEL: the last run refused the configuration; it must name
+# the symbol(s) at fault in an error line.
+rejected() {
+	local why
+	why=$(printf '%s\n' "$RUN_ALL" | grep -E 'error' | grep -oE 'CONFIG_[A-Z0-9_]+' | sort -u | paste -sd' ')
+	if [ -n "$why" ]; then
+		pass "$1: rejected, naming $why"
+	else
+		fail "$1: rejected without naming a symbol" "$RUN_ALL"
+	fi
+}
+
 # What a configuration turns on, for the log.
 summary() {
 	grep -E '^CONFIG_(GPT2_MODEL_[0-9A-Z]+|GPT2_DATASET_[A-Z]+|RMLP|RMLP_USE_[A-Z]+|KV_CACHE_PRUNE|KV_PRUNE_MODE_[A-Z_]+|KV_PRUNE_LEARNED|GPT2_BIAS|GPT2_WEIGHT_TYING|GPT2_DECAY_LR|SAVE_CHECKPOINT|BACKEND_[A-Z]+|OPTIMIZER_SELECT_[A-Z]+)=y' "$1" |
@@ -102,12 +114,7 @@ for i in $(seq 1 20); do
 		is "$old_rc" 0 "randconfig $seed: olddefconfig and prepare accept it" || diag "$old_all"
 		check_compiles "randconfig $seed" "$o"
 	else
-		why=$(printf '%s\n' "$RUN_ALL" | grep -E 'error' | grep -oE 'CONFIG_[A-Z0-9_]+' | sort -u | paste -sd' ')
-		if [ -n "$why" ]; then
-			pass "randconfig $seed: rejected, naming $why"
-		else
-			fail "randconfig $seed: rejected without naming a symbol" "$RUN_ALL"
-		fi
+		rejected "randconfig $seed"
 		same_file "$tmp/$seed.rand" "$o/.config" "randconfig $seed: the rejected .config is kept as it was"
 	fi
 
@@ -117,12 +124,7 @@ for i in $(seq 1 20); do
 		pass "randconfig $seed + bound: accepted"
 		check_compiles "randconfig $seed + bound" "$o"
 	else
-		why=$(printf '%s\n' "$RUN_ALL" | grep -E 'error' | grep -oE 'CONFIG_[A-Z0-9_]+' | sort -u | paste -sd' ')
-		if [ -n "$why" ]; then
-			pass "randconfig $seed + bound: rejected, naming $why"
-		else
-			fail "randconfig $seed + bound: rejected without naming a symbol" "$RUN_ALL"
-		fi
+		rejected "randconfig $seed + bound"
 	fi
 done
 
