@@ -80,8 +80,6 @@
 #define GPT2_MIN_LR	GPT2_LR
 #endif
 
-_Static_assert(sizeof(CONFIG_OUTPUT_DIR) > 1,
-	       "CONFIG_OUTPUT_DIR is empty: set a folder for the runs (make menuconfig, Output)");
 _Static_assert(GPT2_C % GPT2_NH == 0, "CONFIG_GPT2_N_EMBD must be a multiple of CONFIG_GPT2_N_HEAD");
 #if IS_ENABLED(CONFIG_RMLP)
 _Static_assert(CONFIG_RMLP_R_FF >= 1 && CONFIG_RMLP_R_FF < GPT2_DFF,

@@ -103,6 +103,8 @@ END {
 		if (cfg["KV_PRUNE_RECENCY"] + 0 >= cfg["KV_PRUNE_K"] + 0)
 			fail(sprintf("CONFIG_KV_PRUNE_RECENCY=%d must be below CONFIG_KV_PRUNE_K=%d", cfg["KV_PRUNE_RECENCY"], cfg["KV_PRUNE_K"]))
 	}
+	if (unq(cfg["OUTPUT_DIR"]) == "")
+		fail("CONFIG_OUTPUT_DIR is empty: set the folder for the runs (make menuconfig, Output), e.g. \"out\"")
 	d = unq(cfg["GPT2_AMP_DTYPE"])
 	if (d != "fp32" && d != "bf16")
 		fail(sprintf("CONFIG_GPT2_AMP_DTYPE=\"%s\": use \"fp32\" or \"bf16\"", d))

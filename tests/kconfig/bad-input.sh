@@ -92,6 +92,10 @@ check_case "value whose dependency is off" \
 	'CONFIG_KV_PRUNE_K=100' -- \
 	'CONFIG_KV_PRUNE_K=100.*depend'
 
+check_case "empty output folder" \
+	'CONFIG_OUTPUT_DIR=""' -- \
+	'CONFIG_OUTPUT_DIR is empty'
+
 check_case "malformed line" \
 	'CONFIG_SEED 7' -- \
 	'malformed.*CONFIG_SEED 7'

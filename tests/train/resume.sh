@@ -44,4 +44,33 @@ ok "$([ ! -e "$w2/out" ]; echo $?)" "and creates nothing"
 
 like "$(kmake O="$objdir" -n resume 2>&1)" "train_gpt2 --resume" "make resume runs train_gpt2 --resume"
 
+# --stop-at at the last step: the run is finished, not interrupted.
+workdir w3
+train "$w3" --stop-at 20
+is "$RUN_RC" 0 "--stop-at 20 = max_iters exits 0" || show_run
+ok "$([ -f "$w3/out/latest/summary.json" ]; echo $?)" "and finishes the run (summary.json)"
+like "$(cat "$w3/out/latest/summary.json")" '"stopped_by":[[:space:]]*"max_iters"' "stopped by max_iters"
+
+# Resuming under another time budget (it sets the learning-rate schedule)
+# is refused: the same configuration built with TIME=600 (a copy of the
+# build tree, so that only what reads the budget is rebuilt).
+other=$objdir-time600
+if [ ! -x "$other/build/train_gpt2" ] || [ "$trainer" -nt "$other/build/train_gpt2" ]; then
+	rm -rf "$other"
+	cp -a "$objdir" "$other"
+fi
+if kmake O="$other" TIME=600 build >"$other.log" 2>&1; then
+	workdir w4
+	train "$w4" --stop-at 5
+	cp "$w4/out/latest/metrics.jsonl" "$w4/metrics.before"
+	run bash -c 'cd "$1" && exec "$2" --resume' _ "$w4" "$other/build/train_gpt2"
+	isnt "$RUN_RC" 0 "--resume under TIME=600 of a run trained without a time budget fails"
+	like "$RUN_ERR" "trained with a time budget of 0 s \\(TIME=0\\), this build has 600 s; resume it with .make resume TIME=0." \
+		"naming both budgets and the command that resumes it"
+	same_file "$w4/metrics.before" "$w4/out/latest/metrics.jsonl" "metrics.jsonl is unchanged"
+	ok "$([ ! -e "$w4/out/latest/summary.json" ]; echo $?)" "the run stays unfinished"
+else
+	fail "build the trainer with TIME=600" "$(tail -20 "$other.log")"
+fi
+
 done_testing
