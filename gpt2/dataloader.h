@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kgpt/rng.h"
 
@@ -119,6 +120,17 @@ struct dataloader {
  */
 int dataloader_open(struct dataloader *dl, const char *pattern, int B, int T,
 		    uint64_t seed, int shuffle);
+
+/* dataloader_path - @out (@len bytes) = the shard @pattern as given when
+ * it is absolute, else under @data_dir (CONFIG_DATA_DIR). */
+static inline void dataloader_path(char *out, size_t len, const char *data_dir,
+				   const char *pattern)
+{
+	if (pattern[0] == '/')
+		snprintf(out, len, "%s", pattern);
+	else
+		snprintf(out, len, "%s/%s", data_dir, pattern);
+}
 
 /* dataloader_open_files - as dataloader_open() on @n explicit files. */
 int dataloader_open_files(struct dataloader *dl, const char *const *paths,

@@ -372,10 +372,7 @@ static int evaluate(struct gpt2 *m, const struct args *a)
 	double pruned, full;
 	int n, err;
 
-	if (CONFIG_GPT2_DATASET_VAL[0] == '/')
-		snprintf(pat, sizeof(pat), "%s", CONFIG_GPT2_DATASET_VAL);
-	else
-		snprintf(pat, sizeof(pat), "%s/%s", CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_VAL);
+	dataloader_path(pat, sizeof(pat), CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_VAL);
 	err = dataloader_open(&dl, pat, GPT2_B, GPT2_T, CONFIG_SEED, 0);
 	if (err)
 		return err;

@@ -96,15 +96,6 @@ static int write_file(const char *dir, const char *name, const char *text)
 	return rc;
 }
 
-/* A path from Kconfig: relative ones are relative to DATA_DIR. */
-static void data_path(char *out, size_t len, const char *p)
-{
-	if (p[0] == '/')
-		snprintf(out, len, "%s", p);
-	else
-		snprintf(out, len, "%s/%s", CONFIG_DATA_DIR, p);
-}
-
 /* ------------------------------------------------------------------------
  * Learning-rate schedule: linear warmup over CONFIG_GPT2_WARMUP_STEPS, then
  * cosine decay to GPT2_MIN_LR over the budget. The budget fraction is the
@@ -911,8 +902,8 @@ static int setup(struct train *tr, enum run_mode mode, const char *init_from)
 	tr->val_loss = NAN;
 	tr->train_loss = NAN;
 	snprintf(tr->stop_reason, sizeof(tr->stop_reason), "?");
-	data_path(train_pat, sizeof(train_pat), CONFIG_GPT2_DATASET_TRAIN);
-	data_path(val_pat, sizeof(val_pat), CONFIG_GPT2_DATASET_VAL);
+	dataloader_path(train_pat, sizeof(train_pat), CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_TRAIN);
+	dataloader_path(val_pat, sizeof(val_pat), CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_VAL);
 	rc = dataloader_open(&tr->train, train_pat, GPT2_B, GPT2_T, CONFIG_SEED, 1);
 	if (rc)
 		return rc;
