@@ -348,25 +348,9 @@ out:
  * Evaluation
  */
 
-/* Mean loss over `batches` validation batches, from the start. */
-static double val_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *used)
-{
-	static int in[GPT2_N], tg[GPT2_N];
-	double sum = 0;
-
-	*used = 0;
-	dataloader_reset(dl);
-	for (int i = 0; i < batches && (size_t)i < dataloader_batches(dl); i++) {
-		if (dataloader_next(dl, in, tg))
-			break;
-		sum += gpt2_forward(m, in, tg, GPT2_B, GPT2_T);
-		(*used)++;
-	}
-	return *used ? sum / *used : NAN;
-}
-
 static int evaluate(struct gpt2 *m, const struct args *a)
 {
+	static int in[GPT2_N], tg[GPT2_N];
 	char pat[4200];
 	struct dataloader dl;
 	double pruned, full;
@@ -377,10 +361,12 @@ static int evaluate(struct gpt2 *m, const struct args *a)
 	if (err)
 		return err;
 	m->kv_full = 1;
-	full = val_loss(m, &dl, a->batches, &n);
+	full = gpt2_eval_loss(m, &dl, a->batches, in, tg, &n);
 	m->kv_full = 0;
 	/* without KV pruning in the build both passes would be the same one */
-	pruned = IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? val_loss(m, &dl, a->batches, &n) : full;
+	pruned = full;
+	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
+		pruned = gpt2_eval_loss(m, &dl, a->batches, in, tg, &n);
 	dataloader_close(&dl);
 	if (!n) {
 		fprintf(stderr, "kgpt: %s: no validation batch of %d x %d tokens\n", pat, GPT2_B,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gpt2/gpt2.h"
+#include "gpt2/dataloader.h"
 #include "kernels/cpu/kernels.h"
 #include "kgpt/rng.h"
 #include "gpt2/phase.h"		/* last: times every kernel call below */
@@ -587,6 +588,23 @@ double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B
 	lm_head_forward(m->losses, m->lnf, head_weight(m), m->targets, N, C, V, VP,
 			m->lm_scratch, m->lm_chunk);
 	return mean_loss(m->losses, N);
+}
+
+double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *inputs,
+		      int *targets, int *used)
+{
+	size_t avail = dataloader_batches(dl);
+	double sum = 0;
+
+	*used = 0;
+	dataloader_reset(dl);
+	for (int i = 0; i < batches && (size_t)i < avail; i++) {
+		if (dataloader_next(dl, inputs, targets))
+			break;
+		sum += gpt2_forward(m, inputs, targets, GPT2_B, GPT2_T);
+		(*used)++;
+	}
+	return *used ? sum / *used : NAN;
 }
 
 void gpt2_logits(struct gpt2 *m, int row, float *logits)

@@ -183,6 +183,13 @@ void gpt2_free(struct gpt2 *m);
 double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
 		    int B, int T);
 
+/* Mean gpt2_forward() loss over the first `batches` batches of dl (reset
+ * first; fewer if it has fewer), using inputs and targets (GPT2_B,
+ * GPT2_T) as buffers. *used gets the batches evaluated; NAN if none. */
+struct dataloader;
+double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *inputs,
+		      int *targets, int *used);
+
 /* Training micro-batch: forward with dropout (masks from dropout_seed) and
  * backward of loss * grad_scale, ACCUMULATING into m->grads. inputs and
  * targets are (GPT2_B, GPT2_T). Returns the mean cross-entropy (without

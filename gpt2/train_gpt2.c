@@ -49,7 +49,6 @@
 #include "kgpt/rng.h"
 #include <generated/config_text.h>
 
-#define EVAL_T		GPT2_T
 #define SAMPLE_TOKENS	64
 
 /* ------------------------------------------------------------------------
@@ -130,19 +129,10 @@ float lr_at(int step, double frac)
  */
 float evaluate(struct train *tr)
 {
-	double sum = 0.0;
-	int n = 0;
+	int n;
 
-	size_t batches = dataloader_batches(&tr->val);
-
-	dataloader_reset(&tr->val);
-	for (size_t i = 0; i < CONFIG_GPT2_EVAL_SAMPLES && i < batches; i++) {
-		if (dataloader_next(&tr->val, tr->inputs, tr->targets))
-			break;
-		sum += gpt2_forward(&tr->model, tr->inputs, tr->targets, GPT2_B, EVAL_T);
-		n++;
-	}
-	return n ? (float)(sum / n) : NAN;
+	return (float)gpt2_eval_loss(&tr->model, &tr->val, CONFIG_GPT2_EVAL_SAMPLES,
+				     tr->inputs, tr->targets, &n);
 }
 
 /* ------------------------------------------------------------------------
@@ -907,7 +897,7 @@ static int setup(struct train *tr, enum run_mode mode, const char *init_from)
 	rc = dataloader_open(&tr->train, train_pat, GPT2_B, GPT2_T, CONFIG_SEED, 1);
 	if (rc)
 		return rc;
-	rc = dataloader_open(&tr->val, val_pat, GPT2_B, EVAL_T, CONFIG_SEED, 0);
+	rc = dataloader_open(&tr->val, val_pat, GPT2_B, GPT2_T, CONFIG_SEED, 0);
 	if (rc)
 		return rc;
 	snprintf(vocab, sizeof(vocab), "%s/gpt2", CONFIG_DATA_DIR);
