@@ -51,6 +51,20 @@ is "$RUN_RC" 0 "--stop-at 20 = max_iters exits 0" || show_run
 ok "$([ -f "$w3/out/latest/summary.json" ]; echo $?)" "and finishes the run (summary.json)"
 like "$(cat "$w3/out/latest/summary.json")" '"stopped_by":[[:space:]]*"max_iters"' "stopped by max_iters"
 
+# A run folder of the same name (a run started in the same second) is
+# never shared: the new run takes the next free name.
+workdir w5
+mkdir -p "$w5/out"
+now=$(date +%s)
+for ((s = now; s < now + 4; s++)); do
+	mkdir "$w5/out/tiny-$(date -d "@$s" +%Y%m%d-%H%M%S)"
+done
+train "$w5" --fresh --stop-at 1
+is "$RUN_RC" 0 "a run whose folder name is taken" || show_run
+like "$(readlink "$w5/out/latest")" "^tiny-[0-9]{8}-[0-9]{6}-1$" "takes the name with -1 ($(readlink "$w5/out/latest"))"
+is "$(find "$w5/out" -mindepth 2 -path '*-[0-9][0-9][0-9][0-9][0-9][0-9]/*' | wc -l)" 0 \
+	"and leaves the existing folders empty"
+
 # Resuming under another time budget (it sets the learning-rate schedule)
 # is refused: the same configuration built with TIME=600 (a copy of the
 # build tree, so that only what reads the budget is rebuilt).
