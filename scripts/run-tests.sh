@@ -138,18 +138,27 @@ run_tap() {
 	fi
 }
 
-group_unit() {
-	local out rc src name bin
-	local srcs=("$srctree"/tests/unit/test_*.c)
-	[ -e "${srcs[0]}" ] || { printf '# no tests in unit\n'; return; }
-	out=$(cd "$srctree" && make "${make_args[@]}" -j"$jobs" unit-tests 2>&1)
+# make_step LABEL MAKE-ARGS...: make in the source tree, one TAP line
+# (the last 40 lines of its output on failure); returns make's status.
+make_step() {
+	local label=$1 out rc
+	shift
+	out=$(cd "$srctree" && make --no-print-directory "$@" 2>&1)
 	rc=$?
 	if [ "$rc" = 0 ]; then
-		runner_pass "make unit-tests"
+		runner_pass "$label"
 	else
-		runner_fail "make unit-tests (exit status $rc)"
+		runner_fail "$label (exit status $rc)"
 		printf '%s\n' "$out" | tail -40 | sed 's/^/# /'
 	fi
+	return $rc
+}
+
+group_unit() {
+	local src name bin
+	local srcs=("$srctree"/tests/unit/test_*.c)
+	[ -e "${srcs[0]}" ] || { printf '# no tests in unit\n'; return; }
+	make_step "make unit-tests" "${make_args[@]}" -j"$jobs" unit-tests
 	for src in "${srcs[@]}"; do
 		name=$(basename "$src" .c)
 		bin=$build/tests/$name
@@ -196,17 +205,9 @@ san_env=(env
 
 # san_make LABEL MAKE-ARGS...: build in a sanitizer tree, one TAP line.
 san_make() {
-	local label=$1 out rc
+	local label=$1
 	shift
-	out=$(cd "$srctree" && make --no-print-directory ${verbose:+V=$verbose} SAN=1 "$@" 2>&1)
-	rc=$?
-	if [ "$rc" = 0 ]; then
-		runner_pass "$label"
-	else
-		runner_fail "$label (exit status $rc)"
-		printf '%s\n' "$out" | tail -40 | sed 's/^/# /'
-	fi
-	return $rc
+	make_step "$label" ${verbose:+V=$verbose} SAN=1 "$@"
 }
 
 group_asan() {
