@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include "gpt2/gpt2.h"
 #include "gpt2/dataloader.h"
+#include "gpt2/metrics.h"
 #include "gpt2/tokenizer.h"
 
 struct train {
@@ -30,7 +31,7 @@ struct train {
 	char stop_reason[32];	/* max_iters, max_time, nan, signal, stop_at, data */
 
 	char run_dir[4096];
-	FILE *metrics;		/* run_dir/metrics.jsonl */
+	struct metrics metrics;	/* the sink of every logged row (gpt2/metrics.h) */
 };
 
 /* Fraction of the training budget used at (step, elapsed seconds), 0..1. */

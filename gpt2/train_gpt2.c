@@ -136,20 +136,9 @@ float evaluate(struct train *tr)
 }
 
 /* ------------------------------------------------------------------------
- * Metrics: metrics.jsonl gets one object per log/eval line, flushed at once.
+ * Metrics: one row per log line and per evaluation, through the metrics
+ * sink (gpt2/metrics.h) to metrics.jsonl and the other subscribers.
  */
-static void metrics_write(struct train *tr, cJSON *obj)
-{
-	char *s = cJSON_PrintUnformatted(obj);
-
-	if (s && tr->metrics) {
-		fprintf(tr->metrics, "%s\n", s);
-		fflush(tr->metrics);
-	}
-	free(s);
-	cJSON_Delete(obj);
-}
-
 static cJSON *metrics_base(struct train *tr, const char *type)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -173,7 +162,7 @@ static void log_train(struct train *tr, float lr, float norm, double tok_s)
 	cJSON_AddNumberToObject(o, "tokens_per_s", tok_s);
 	cJSON_AddNumberToObject(o, "grad_norm", norm);
 	train_log_mechanisms(tr, o);
-	metrics_write(tr, o);
+	metrics_log(&tr->metrics, o);
 	tr->log_loss_sum = 0;
 	tr->log_loss_n = 0;
 }
@@ -188,7 +177,7 @@ static void log_eval(struct train *tr, float val_loss)
 	cJSON_AddNumberToObject(o, "val_loss", val_loss);
 	cJSON_AddNumberToObject(o, "val_perplexity", exp(val_loss));
 	cJSON_AddNumberToObject(o, "best_val_loss", tr->best_val_loss);
-	metrics_write(tr, o);
+	metrics_log(&tr->metrics, o);
 }
 
 /* ------------------------------------------------------------------------
@@ -222,6 +211,24 @@ static void progress(struct train *tr, float loss, float lr, double tok_s)
 /* ------------------------------------------------------------------------
  * Run folder
  */
+static cJSON *config_json(void);
+
+/* The metrics sink of the run in tr->run_dir; resume: metrics.jsonl is cut
+ * back to its length at the checkpoint, bytes. */
+static int open_metrics(struct train *tr, int resume, uint64_t bytes)
+{
+	struct metrics_run run = {
+		.run_dir = tr->run_dir, .resume = resume, .resume_bytes = bytes,
+	};
+	cJSON *config = config_json();
+	int rc;
+
+	run.config = config;
+	rc = metrics_open(&tr->metrics, &run);
+	cJSON_Delete(config);
+	return rc;
+}
+
 static int open_run_dir(struct train *tr)
 {
 	char stamp[64], latest[4200], tmp[4200];
@@ -257,14 +264,7 @@ static int open_run_dir(struct train *tr)
 			latest, strerror(errno));
 		unlink(tmp);
 	}
-	snprintf(tmp, sizeof(tmp), "%s/metrics.jsonl", tr->run_dir);
-	tr->metrics = fopen(tmp, "a");
-	if (!tr->metrics) {
-		rc = -errno;
-		fprintf(stderr, "kgpt: cannot write %s: %s\n", tmp, strerror(-rc));
-		return rc;
-	}
-	return 0;
+	return open_metrics(tr, 0, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -417,6 +417,7 @@ static int write_summary(struct train *tr)
 	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)kgpt_peak_rss_bytes());
 	cJSON_AddStringToObject(o, "stopped_by", tr->stop_reason);
 	train_summary_mechanisms(tr, o);
+	metrics_summary(&tr->metrics, o);
 	cJSON_AddItemToObject(o, "config", config_json());
 	s = cJSON_Print(o);
 	rc = s ? write_file(tr->run_dir, "summary.json", s) : -ENOMEM;
@@ -543,31 +544,6 @@ static uint64_t config_hash(void)
 	return h;
 }
 
-/*
- * Put metrics.jsonl on disk and store its length in bytes in *bytes.
- * Returns 0, or a negative errno after a message: a checkpoint must not
- * record a length the file does not have, since resuming cuts the file
- * back to it.
- */
-static int metrics_sync(struct train *tr, uint64_t *bytes)
-{
-	struct stat st;
-	int err;
-
-	*bytes = 0;
-	if (!tr->metrics)
-		return 0;
-	if (fflush(tr->metrics) || fsync(fileno(tr->metrics)) ||
-	    fstat(fileno(tr->metrics), &st)) {
-		err = errno;
-		fprintf(stderr, "kgpt: cannot put %s/metrics.jsonl on disk: %s\n", tr->run_dir,
-			strerror(err));
-		return -err;
-	}
-	*bytes = (uint64_t)st.st_size;
-	return 0;
-}
-
 /* Write RUN/checkpoints/step_N, unless this very state is saved already. */
 static int save_checkpoint(struct train *tr)
 {
@@ -589,7 +565,7 @@ static int save_checkpoint(struct train *tr)
 	st.log_loss_sum = tr->log_loss_sum;
 	st.log_loss_n = tr->log_loss_n;
 	st.max_time_s = KGPT_MAX_TIME;
-	rc = metrics_sync(tr, &st.metrics_bytes);
+	rc = metrics_sync(&tr->metrics, &st.metrics_bytes);
 	if (rc)
 		return rc;
 	dataloader_tell(&tr->train, &st.train_pos);
@@ -663,7 +639,7 @@ static int train_interrupted(struct train *tr)
 	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT)) {
 		uint64_t bytes;
 
-		metrics_sync(tr, &bytes);
+		metrics_sync(&tr->metrics, &bytes);
 		fprintf(stderr, "kgpt: %s: stopped after step %d. Checkpoints are off "
 			"(CONFIG_SAVE_CHECKPOINT=n), so this run cannot be resumed.\n", why, tr->step);
 		return code ? code : 1;
@@ -789,9 +765,8 @@ static int run_to_resume(enum run_mode mode, char *dir, size_t len)
 /* Continue the run in dir from its newest complete checkpoint. */
 static int resume_run(struct train *tr, const char *dir)
 {
-	char ck[4200], path[4400];
+	char ck[4200];
 	struct train_state st;
-	struct stat sb;
 	int rc;
 
 	rc = ckpt_load_latest(dir, &tr->model, &st, sizeof(st), ck, sizeof(ck));
@@ -826,23 +801,9 @@ static int resume_run(struct train *tr, const char *dir)
 			dir);
 
 	snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", dir);
-	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	if (stat(path, &sb) || (uint64_t)sb.st_size < st.metrics_bytes)
-		fprintf(stderr, "kgpt: warning: %s is shorter than at the checkpoint (%llu "
-			"bytes); rows before step %lld may be missing\n", path,
-			(unsigned long long)st.metrics_bytes, (long long)st.step);
-	else if (truncate(path, (off_t)st.metrics_bytes)) {
-		rc = -errno;
-		fprintf(stderr, "kgpt: cannot cut %s back to the checkpoint: %s\n", path,
-			strerror(-rc));
+	rc = open_metrics(tr, 1, st.metrics_bytes);
+	if (rc)
 		return rc;
-	}
-	tr->metrics = fopen(path, "a");
-	if (!tr->metrics) {
-		rc = -errno;
-		fprintf(stderr, "kgpt: cannot write %s: %s\n", path, strerror(-rc));
-		return rc;
-	}
 	tr->step = (int)st.step;
 	tr->tokens = (long)st.tokens;
 	tr->elapsed = st.elapsed;
@@ -1110,8 +1071,7 @@ int main(int argc, char **argv)
 	rc = train_loop(&tr);
 	if (!rc && interrupted(&tr)) {
 		rc = train_interrupted(&tr);
-		if (tr.metrics)
-			fclose(tr.metrics);
+		metrics_close(&tr.metrics, rc);
 		return rc;
 	}
 	if (!rc) {
@@ -1133,7 +1093,10 @@ int main(int argc, char **argv)
 		write_plot(&tr);
 		print_summary(&tr);
 	}
-	if (tr.metrics)
-		fclose(tr.metrics);
+	if (metrics_close(&tr.metrics, rc ? 1 : 0) && !rc) {
+		fprintf(stderr, "kgpt: the run is finished and saved, but not every metrics row "
+			"reached its tracker (above); exit status 3\n");
+		return 3;
+	}
 	return rc ? 1 : 0;
 }
