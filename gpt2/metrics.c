@@ -5,6 +5,7 @@
  * are off in Kconfig are not in the table, so they cost nothing.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
