@@ -84,6 +84,24 @@ CFLAGS   += $(SAN_FLAGS) $(if $(filter fuzz,$(SAN)),-fsanitize=fuzzer-no-link)
 LDFLAGS  += $(SAN_FLAGS)
 endif
 
+# Targets that need no .config; the others read auto.conf here, before the
+# Kbuild fragments, so that obj-$(CONFIG_...) lists work.
+no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
+	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
+	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
+	check-train check-asan check-fuzz tokenize prepare_data bench
+dot-config := 1
+ifneq ($(MAKECMDGOALS),)
+ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
+dot-config := 0
+endif
+endif
+
+ifeq ($(dot-config),1)
+-include $(AUTOCONF)
+endif
+unquote = $(subst ",,$(1))
+
 # --------------------------------------------------------------------------
 # Source lists: each directory's Kbuild fragment adds to these.
 lib-y   :=
@@ -92,6 +110,20 @@ model64-y :=
 prog-y  :=
 train-y :=
 include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild
+
+# CONFIG_DISTRIBUTED: compile and link with OpenMPI's flags (mpicc --showme).
+MPICC ?= mpicc
+ifeq ($(CONFIG_DISTRIBUTED),y)
+MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null)
+ifeq ($(MPI_LIBS),)
+$(error CONFIG_DISTRIBUTED=y needs OpenMPI ($(MPICC) not found): ./scripts/install-deps.sh, \
+  or apt-get install libopenmpi-dev openmpi-bin; or say n to data-parallel training \
+  in make menuconfig, Training)
+endif
+CPPFLAGS += $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
+endif
 
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(lib-y))
 LIB64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(lib-y))
@@ -110,34 +142,37 @@ MODEL_TESTS32 := $(filter-out %_f64,$(MODEL_TESTS))
 UNIT_TESTS64 := $(filter %_f64,$(UNIT_TESTS))
 UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 
-# Targets that need no .config.
-no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
-	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
-	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
-	check-train check-asan check-fuzz tokenize prepare_data bench
-dot-config := 1
-ifneq ($(MAKECMDGOALS),)
-ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
-dot-config := 0
-endif
-endif
-
-ifeq ($(dot-config),1)
--include $(AUTOCONF)
-endif
-unquote = $(subst ",,$(1))
 
 # --------------------------------------------------------------------------
 # The default target: build the trainer for .config, prepare data, train.
 PHONY += all
 all: build data
-	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 $(if $(filter 1,$(FRESH)),--fresh)
+	$(Q)cd $(srctree) && $(launch) $(BUILD)/train_gpt2 $(if $(filter 1,$(FRESH)),--fresh)
 
 # Continue the unfinished run in OUTPUT_DIR/latest from its last checkpoint
 # (plain `make` does that too when the run has this very .config).
 PHONY += resume
 resume: build data
-	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 --resume
+	$(Q)cd $(srctree) && $(launch) $(BUILD)/train_gpt2 --resume
+
+# NP=N: the trainer as N ranks under OpenMPI's mpirun (CONFIG_DISTRIBUTED),
+# each with OMP_NUM_THREADS = cores / N unless that is set. Ranks are not
+# pinned (--bind-to none: the OpenMP threads of a rank spread over its
+# cores); MPIRUN_FLAGS adds options, e.g. --hostfile FILE across machines.
+NP ?=
+MPIRUN ?= mpirun
+MPIRUN_FLAGS ?=
+ifneq ($(NP),)
+ifneq ($(shell [[ '$(NP)' =~ ^[1-9][0-9]{0,3}$$ ]] && echo ok),ok)
+$(error NP=$(NP): the number of ranks must be a whole number from 1 to 9999)
+endif
+launch = $(if $(filter y,$(CONFIG_DISTRIBUTED)),,$(error NP=$(NP) needs a trainer built \
+	with CONFIG_DISTRIBUTED=y: say y to data-parallel training in make menuconfig, \
+	Training, or leave NP out)) \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(( $$(nproc) / $(NP) > 0 ? $$(nproc) / $(NP) : 1 ))} \
+	$(MPIRUN) -np $(NP) --bind-to none -x OMP_NUM_THREADS -x OMP_WAIT_POLICY \
+	$(if $(filter 0,$(shell id -u)),--allow-run-as-root) $(MPIRUN_FLAGS)
+endif
 
 # Text from the latest run's checkpoint, one token at a time through the KV
 # cache (pruned with CONFIG_KV_CACHE_PRUNE): make sample PROMPT=... TOKENS=N
@@ -455,6 +490,8 @@ help:
 	@echo '                      (GPT2_MAX_TIME=SECONDS in the environment does the same)'
 	@echo '  BASELINE=e/p/id   - Baseline W&B run for the ablation matrix (CONFIG_BASELINE_RUN_ID;'
 	@echo '                      checked and compiled in; the matrix itself is not implemented yet)'
+	@echo '  NP=N              - Train as N ranks under mpirun (CONFIG_DISTRIBUTED=y; OMP_NUM_THREADS'
+	@echo '                      = cores / N unless set); MPIRUN_FLAGS="--hostfile F ..." adds options'
 	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'
 	@echo '  V=1               - Show full commands'
 	@echo '  SAN=1             - Build with AddressSanitizer + UBSan (SAN=fuzz: and libFuzzer, CC=clang)'

@@ -23,6 +23,7 @@
 #endif
 
 #include "gpt2/checkpoint.h"
+#include "gpt2/dist.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "checkpoint files are little-endian; this host is not");
@@ -468,7 +469,11 @@ static int fingerprint(const struct gpt2 *m, struct fp_field *f)
 	fp_add(f, &n, "vocab_size", GPT2_V, "the GPT-2 tokenizer", 0);
 	fp_add(f, &n, "padded_vocab_size", GPT2_VP, "the GPT-2 tokenizer", 0);
 	fp_add(f, &n, "batch_size", GPT2_B, "CONFIG_BATCH_SIZE", 0);
-	fp_add(f, &n, "grad_accum", GPT2_ACCUM, "CONFIG_GPT2_GRADIENT_ACCUMULATION", 0);
+	/* micro-batches per step over all ranks: N ranks at accumulation A
+	 * continue a run of one process at A * N, and the reverse */
+	fp_add(f, &n, "grad_accum", (int64_t)GPT2_ACCUM * dist_size(),
+	       dist_size() > 1 ? "CONFIG_GPT2_GRADIENT_ACCUMULATION x ranks (NP)" :
+	       "CONFIG_GPT2_GRADIENT_ACCUMULATION", 0);
 	fp_add(f, &n, "bias", GPT2_HAS_BIAS, "CONFIG_GPT2_BIAS", 0);
 	fp_add(f, &n, "weight_tying", IS_ENABLED(CONFIG_GPT2_WEIGHT_TYING),
 	       "CONFIG_GPT2_WEIGHT_TYING", 0);

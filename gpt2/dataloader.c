@@ -495,7 +495,7 @@ int dataloader_next(struct dataloader *dl, int *inputs, int *targets)
 
 	if (err)
 		return err;
-	for (size_t b = 0; b < (size_t)dl->B; b++) {
+	for (size_t b = 0; inputs && b < (size_t)dl->B; b++) {
 		size_t row = dl->rows[dl->pos.batch * dl->B + b];
 		const uint16_t *src = dl->cur.tokens + row * T;
 

@@ -142,7 +142,9 @@ void dataloader_close(struct dataloader *dl);
 /*
  * dataloader_next - the next batch, then advance the position.
  * @inputs, @targets: B*T ints each, row-major (B, T); targets[b][t] is
- *                    the token after inputs[b][t].
+ *                    the token after inputs[b][t]. Both NULL: skip
+ *                    the batch (a data-parallel rank skips the other
+ *                    ranks' batches without reading them).
  * Crosses shard and epoch boundaries as needed. Returns 0, or a negative
  * errno with a message when the next shard fails to map or validate
  * (a bad id, or the file changed or vanished since dataloader_open());

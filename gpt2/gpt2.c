@@ -590,8 +590,8 @@ double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B
 	return mean_loss(m->losses, N);
 }
 
-double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *inputs,
-		      int *targets, int *used)
+double gpt2_eval_loss_part(struct gpt2 *m, struct dataloader *dl, int batches, int part,
+			   int parts, int *inputs, int *targets, int *used)
 {
 	size_t avail = dataloader_batches(dl);
 	double sum = 0;
@@ -599,11 +599,23 @@ double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *i
 	*used = 0;
 	dataloader_reset(dl);
 	for (int i = 0; i < batches && (size_t)i < avail; i++) {
-		if (dataloader_next(dl, inputs, targets))
+		int mine = i % parts == part;
+
+		if (dataloader_next(dl, mine ? inputs : NULL, mine ? targets : NULL))
 			break;
+		if (!mine)
+			continue;
 		sum += gpt2_forward(m, inputs, targets, GPT2_B, GPT2_T);
 		(*used)++;
 	}
+	return sum;
+}
+
+double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *inputs,
+		      int *targets, int *used)
+{
+	double sum = gpt2_eval_loss_part(m, dl, batches, 0, 1, inputs, targets, used);
+
 	return *used ? sum / *used : NAN;
 }
 

@@ -189,6 +189,11 @@ double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets,
 struct dataloader;
 double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *inputs,
 		      int *targets, int *used);
+/* The part of it for data-parallel rank `part` of `parts`: the SUM of the
+ * losses of batches i with i mod parts == part (the others are skipped
+ * unread), their count in *used. */
+double gpt2_eval_loss_part(struct gpt2 *m, struct dataloader *dl, int batches, int part,
+			   int parts, int *inputs, int *targets, int *used);
 
 /* Training micro-batch: forward with dropout (masks from dropout_seed) and
  * backward of loss * grad_scale, ACCUMULATING into m->grads. inputs and

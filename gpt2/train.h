@@ -29,6 +29,8 @@ struct train {
 	int log_loss_n;
 	float train_loss, val_loss, best_val_loss;
 	char stop_reason[32];	/* max_iters, max_time, nan, signal, stop_at, data */
+	double allreduce_s;	/* data parallel: seconds in the gradient all-reduce */
+	int allreduce_steps;	/* steps it was timed over (this process) */
 
 	char run_dir[4096];
 	struct metrics metrics;	/* the sink of every logged row (gpt2/metrics.h) */

@@ -43,6 +43,7 @@
 #include "gpt2/gpt2.h"
 #include "gpt2/checkpoint.h"
 #include "gpt2/dataloader.h"
+#include "gpt2/dist.h"
 #include "gpt2/tokenizer.h"
 #include "gpt2/train.h"
 #include "kgpt/proc.h"
@@ -125,14 +126,19 @@ float lr_at(int step, double frac)
 }
 
 /* ------------------------------------------------------------------------
- * Evaluation: mean loss over the same EVAL_SAMPLES validation batches.
+ * Evaluation: mean loss over the same EVAL_SAMPLES validation batches,
+ * shared out among the data-parallel ranks (batch i on rank i mod N).
  */
 float evaluate(struct train *tr)
 {
+	double acc[2];
 	int n;
 
-	return (float)gpt2_eval_loss(&tr->model, &tr->val, CONFIG_GPT2_EVAL_SAMPLES,
-				     tr->inputs, tr->targets, &n);
+	acc[0] = gpt2_eval_loss_part(&tr->model, &tr->val, CONFIG_GPT2_EVAL_SAMPLES,
+				     dist_rank(), dist_size(), tr->inputs, tr->targets, &n);
+	acc[1] = n;
+	dist_sum_doubles(acc, 2);
+	return acc[1] > 0 ? (float)(acc[0] / acc[1]) : NAN;
 }
 
 /* ------------------------------------------------------------------------
@@ -416,6 +422,13 @@ static int write_summary(struct train *tr)
 	cJSON_AddNumberToObject(o, "params", (double)tr->model.num_trainable);
 	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)kgpt_peak_rss_bytes());
 	cJSON_AddStringToObject(o, "stopped_by", tr->stop_reason);
+	if (dist_size() > 1) {
+		cJSON_AddNumberToObject(o, "ranks", dist_size());
+		cJSON_AddNumberToObject(o, "allreduce_bytes_per_step",
+					(double)tr->model.num_params * sizeof(real));
+		cJSON_AddNumberToObject(o, "allreduce_s_per_step", tr->allreduce_steps ?
+					tr->allreduce_s / tr->allreduce_steps : 0);
+	}
 	train_summary_mechanisms(tr, o);
 	metrics_summary(&tr->metrics, o);
 	cJSON_AddItemToObject(o, "config", config_json());
@@ -449,6 +462,10 @@ static void print_summary(struct train *tr)
 	printf("  best_val_loss   %.4f  (perplexity %.2f)\n", tr->best_val_loss,
 	       exp(tr->best_val_loss));
 	printf("  peak RSS        %.1f MiB\n", kgpt_peak_rss_bytes() / 1048576.0);
+	if (dist_size() > 1)
+		printf("  data parallel   %d ranks; gradient all-reduce %.1f MiB, %.1f ms per step "
+		       "(rank 0)\n", dist_size(), tr->model.num_params * sizeof(real) / 1048576.0,
+		       tr->allreduce_steps ? 1e3 * tr->allreduce_s / tr->allreduce_steps : 0);
 	train_print_mechanisms(tr);
 	printf("  files          ");
 	for (int i = 0; i < (int)(sizeof(files) / sizeof(files[0])); i++) {
@@ -497,6 +514,7 @@ enum run_mode {
 };
 
 static volatile sig_atomic_t stop_signal;	/* SIGINT or SIGTERM seen */
+static int stop_agreed;			/* stop_signal of any rank, at share_step() */
 static atomic_int stop_count;		/* stop signals taken, any thread */
 static int stop_at;			/* --stop-at STEP; 0: none */
 static int data_failed;			/* the training loader failed */
@@ -544,31 +562,51 @@ static uint64_t config_hash(void)
 	return h;
 }
 
-/* Write RUN/checkpoints/step_N, unless this very state is saved already. */
+/* The trainer's state in st (metrics_bytes left 0). */
+static void train_state_get(struct train *tr, struct train_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->magic = TRAIN_STATE_MAGIC;
+	st->version = TRAIN_STATE_VERSION;
+	st->config_hash = config_hash();
+	st->step = tr->step;
+	st->tokens = tr->tokens;
+	st->elapsed = tr->elapsed;
+	st->train_loss = tr->train_loss;
+	st->val_loss = tr->val_loss;
+	st->best_val_loss = tr->best_val_loss;
+	st->log_loss_sum = tr->log_loss_sum;
+	st->log_loss_n = tr->log_loss_n;
+	st->max_time_s = KGPT_MAX_TIME;
+	dataloader_tell(&tr->train, &st->train_pos);
+}
+
+/* The trainer's counters from st (the data position is the caller's). */
+static void train_state_set(struct train *tr, const struct train_state *st)
+{
+	tr->step = (int)st->step;
+	tr->tokens = (long)st->tokens;
+	tr->elapsed = st->elapsed;
+	tr->train_loss = st->train_loss;
+	tr->val_loss = st->val_loss;
+	tr->best_val_loss = st->best_val_loss;
+	tr->log_loss_sum = st->log_loss_sum;
+	tr->log_loss_n = st->log_loss_n;
+}
+
+/* Write RUN/checkpoints/step_N, unless this very state is saved already.
+ * Rank 0 alone writes; the other ranks hold the same state. */
 static int save_checkpoint(struct train *tr)
 {
 	struct train_state st;
 	int rc;
 
-	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT))
+	if (!IS_ENABLED(CONFIG_SAVE_CHECKPOINT) || !dist_is_root())
 		return 0;
-	memset(&st, 0, sizeof(st));
-	st.magic = TRAIN_STATE_MAGIC;
-	st.version = TRAIN_STATE_VERSION;
-	st.config_hash = config_hash();
-	st.step = tr->step;
-	st.tokens = tr->tokens;
-	st.elapsed = tr->elapsed;
-	st.train_loss = tr->train_loss;
-	st.val_loss = tr->val_loss;
-	st.best_val_loss = tr->best_val_loss;
-	st.log_loss_sum = tr->log_loss_sum;
-	st.log_loss_n = tr->log_loss_n;
-	st.max_time_s = KGPT_MAX_TIME;
+	train_state_get(tr, &st);
 	rc = metrics_sync(&tr->metrics, &st.metrics_bytes);
 	if (rc)
 		return rc;
-	dataloader_tell(&tr->train, &st.train_pos);
 	if (tr->step == saved_step && st.metrics_bytes == saved_metrics)
 		return 0;
 	rc = ckpt_save(tr->run_dir, &tr->model, &st, sizeof(st), CKPT_KEEP_DEFAULT);
@@ -629,9 +667,12 @@ static int train_finish(struct train *tr)
 /* After SIGINT, SIGTERM or --stop-at: checkpoint, and say how to go on. */
 static int train_interrupted(struct train *tr)
 {
-	const char *why = stop_signal == SIGTERM ? "SIGTERM" :
-			  stop_signal ? "SIGINT" : "--stop-at";
-	int code = stop_signal ? 128 + stop_signal : 0;
+	const char *why = stop_agreed == SIGTERM ? "SIGTERM" :
+			  stop_agreed ? "SIGINT" : "--stop-at";
+	int code = stop_agreed ? 128 + stop_agreed : 0;
+
+	if (!dist_is_root())
+		return code;
 
 	if (tr->tty)
 		printf("\n");
@@ -804,14 +845,7 @@ static int resume_run(struct train *tr, const char *dir)
 	rc = open_metrics(tr, 1, st.metrics_bytes);
 	if (rc)
 		return rc;
-	tr->step = (int)st.step;
-	tr->tokens = (long)st.tokens;
-	tr->elapsed = st.elapsed;
-	tr->train_loss = st.train_loss;
-	tr->val_loss = st.val_loss;
-	tr->best_val_loss = st.best_val_loss;
-	tr->log_loss_sum = st.log_loss_sum;
-	tr->log_loss_n = st.log_loss_n;
+	train_state_set(tr, &st);
 	saved_step = tr->step;
 	saved_metrics = st.metrics_bytes;
 	printf("kgpt: resuming %s from step %d (%s)\n", dir, tr->step, ck);
@@ -843,12 +877,69 @@ static int start_or_resume(struct train *tr, enum run_mode mode, const char *ini
 /* ------------------------------------------------------------------------
  * Training
  */
+/*
+ * Data parallel: the step's GPT2_ACCUM * N micro-batches are dealt out
+ * among N ranks, so each rank needs at least one batch of its own in an
+ * epoch. Returns 0, or -EINVAL after a message naming what to change.
+ */
+static int check_ranks(struct train *tr)
+{
+	size_t batches = dataloader_batches(&tr->train);
+	const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (dist_size() == 1)
+		return 0;
+	if (batches < (size_t)dist_size()) {
+		if (dist_is_root())
+			fprintf(stderr, "kgpt: %d ranks, but the training data (%s/%s) holds only "
+				"%zu batches of B %d x T %d tokens: every rank needs one of its own. "
+				"Use at most NP=%zu, or a smaller CONFIG_BATCH_SIZE or block_size "
+				"(make menuconfig, Training).\n", dist_size(), CONFIG_DATA_DIR,
+				CONFIG_GPT2_DATASET_TRAIN, batches, GPT2_B, GPT2_T, batches);
+		return -EINVAL;
+	}
+	if (dist_is_root() && local && cores > 0 && (long)atoi(local) * tr->threads > cores)
+		fprintf(stderr, "kgpt: warning: %s ranks x %d threads on a machine of %ld cores: "
+			"they compete for the cores; set OMP_NUM_THREADS to %ld (make NP= does)\n",
+			local, tr->threads, cores, cores / atoi(local) > 0 ? cores / atoi(local) : 1);
+	return 0;
+}
+
+/*
+ * Data parallel: every rank starts from rank 0's state, the initial
+ * parameters of a new run or a resumed checkpoint (parameters, AdamW
+ * moments, counters, data position). Returns 0 or a negative errno, the
+ * same on every rank.
+ */
+static int share_start(struct train *tr)
+{
+	struct gpt2 *m = &tr->model;
+	struct train_state st;
+	int rc = 0;
+
+	if (dist_size() == 1)
+		return 0;
+	if (dist_is_root())
+		train_state_get(tr, &st);
+	dist_bcast(&st, sizeof(st));
+	dist_bcast(m->params, m->num_params * sizeof(*m->params));
+	dist_bcast(m->m, m->num_params * sizeof(*m->m));
+	dist_bcast(m->v, m->num_params * sizeof(*m->v));
+	dist_bcast(&m->step, sizeof(m->step));
+	if (!dist_is_root()) {
+		train_state_set(tr, &st);
+		rc = dataloader_seek(&tr->train, &st.train_pos);
+	}
+	return dist_any(rc) ? -EINVAL : 0;
+}
+
 static int setup(struct train *tr, enum run_mode mode, const char *init_from)
 {
 	char train_pat[4096], val_pat[4096], vocab[4096];
 	int rc;
 
-	tr->tty = isatty(STDOUT_FILENO);
+	tr->tty = isatty(STDOUT_FILENO) && dist_is_root();
 	tr->best_val_loss = INFINITY;
 	tr->val_loss = NAN;
 	tr->train_loss = NAN;
@@ -856,31 +947,35 @@ static int setup(struct train *tr, enum run_mode mode, const char *init_from)
 	dataloader_path(train_pat, sizeof(train_pat), CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_TRAIN);
 	dataloader_path(val_pat, sizeof(val_pat), CONFIG_DATA_DIR, CONFIG_GPT2_DATASET_VAL);
 	rc = dataloader_open(&tr->train, train_pat, GPT2_B, GPT2_T, CONFIG_SEED, 1);
+	if (!rc)
+		rc = dataloader_open(&tr->val, val_pat, GPT2_B, GPT2_T, CONFIG_SEED, 0);
+	if (dist_any(rc))
+		return rc ? rc : -ECANCELED;
+	rc = check_ranks(tr);
 	if (rc)
 		return rc;
-	rc = dataloader_open(&tr->val, val_pat, GPT2_B, GPT2_T, CONFIG_SEED, 0);
-	if (rc)
-		return rc;
+	/* the sample is rank 0's: only it needs the vocabulary */
 	snprintf(vocab, sizeof(vocab), "%s/gpt2", CONFIG_DATA_DIR);
-	rc = tokenizer_load(&tr->tok, vocab);
-	if (rc) {
+	rc = dist_is_root() ? tokenizer_load(&tr->tok, vocab) : 0;
+	if (rc)
 		fprintf(stderr, "kgpt: cannot load the GPT-2 vocabulary %s/{encoder.json,vocab.bpe} "
 			"(above); `make data` fetches it\n", vocab);
-		return rc;
-	}
-	tr->tok_ok = 1;
-	rc = gpt2_init(&tr->model, CONFIG_SEED);
-	if (rc)
-		return rc;
-	return start_or_resume(tr, mode, init_from);
+	tr->tok_ok = !rc && dist_is_root();
+	if (!rc)
+		rc = gpt2_init(&tr->model, CONFIG_SEED);
+	if (!rc && dist_is_root())
+		rc = start_or_resume(tr, mode, init_from);
+	if (dist_any(rc))
+		return rc ? rc : -ECANCELED;	/* rank 0 said why */
+	return share_start(tr);
 }
 
 static void print_header(struct train *tr)
 {
 	printf("kgpt: GPT-2 n_layer %d n_head %d n_embd %d block_size %d | %.2fM params | "
-	       "B %d x T %d x accum %d = %d tokens/step\n",
+	       "B %d x T %d x accum %d%s = %d tokens/step\n",
 	       GPT2_L, GPT2_NH, GPT2_C, GPT2_T, tr->model.num_trainable / 1e6, GPT2_B, GPT2_T,
-	       GPT2_ACCUM, GPT2_N * GPT2_ACCUM);
+	       GPT2_ACCUM, dist_size() > 1 ? " x ranks" : "", GPT2_N * GPT2_ACCUM * dist_size());
 	printf("kgpt: lr %.2e (warmup %d, %s), weight decay %.2g, clip %.2g, dropout %.2g, "
 	       "seed %d, %d threads\n", GPT2_LR, CONFIG_GPT2_WARMUP_STEPS,
 	       IS_ENABLED(CONFIG_GPT2_DECAY_LR) ? "cosine decay" : "constant",
@@ -895,29 +990,76 @@ static void print_header(struct train *tr)
 		printf("no step limit");
 	printf(" | memory %.1f MiB planned | run %s\n", gpt2_bytes(&tr->model) / 1048576.0,
 	       tr->run_dir);
+	if (dist_size() > 1)
+		printf("kgpt: data parallel: %d ranks x %d threads, %d micro-batches per step "
+		       "(micro-batch j on rank j mod %d), gradients summed with MPI_Allreduce "
+		       "(%.1f MiB per step)\n", dist_size(), tr->threads, GPT2_ACCUM * dist_size(),
+		       dist_size(), tr->model.num_params * sizeof(real) / 1048576.0);
 	train_print_mechanism_header(tr);
 }
 
-/* One optimizer step over GPT2_ACCUM micro-batches. Returns the mean loss. */
+/*
+ * One optimizer step over GPT2_ACCUM * N micro-batches, N data-parallel
+ * ranks (1 without CONFIG_DISTRIBUTED): micro-batch j (its batch and
+ * dropout seed) is rank j mod N's, the others' are skipped unread, and
+ * the gradients are summed over the ranks before clipping, so every rank
+ * takes the same step as one process at accumulation GPT2_ACCUM * N.
+ * Returns the mean loss; NAN with data_failed set on every rank when any
+ * rank could not read its data.
+ */
 static float train_step(struct train *tr, float lr, float *norm)
 {
-	double loss = 0.0;
+	const int n = GPT2_ACCUM * dist_size();
+	double acc[2] = { 0.0, 0.0 };	/* loss sum, ranks whose data failed */
 
 	*norm = NAN;
 	gpt2_zero_grad(&tr->model);
-	for (int micro = 0; micro < GPT2_ACCUM; micro++) {
-		uint64_t seed = ((uint64_t)CONFIG_SEED << 32) ^ ((uint64_t)tr->step * GPT2_ACCUM + micro);
+	for (int j = 0; j < n; j++) {
+		uint64_t seed = ((uint64_t)CONFIG_SEED << 32) ^ ((uint64_t)tr->step * n + j);
+		int mine = j % dist_size() == dist_rank();
 
-		if (dataloader_next(&tr->train, tr->inputs, tr->targets)) {
-			data_failed = 1;
-			return NAN;
+		if (dataloader_next(&tr->train, mine ? tr->inputs : NULL,
+				    mine ? tr->targets : NULL)) {
+			acc[1] = 1;
+			break;
 		}
-		loss += gpt2_forward_backward(&tr->model, tr->inputs, tr->targets,
-					      1.0f / GPT2_ACCUM, kgpt_splitmix64(&seed));
+		if (mine)
+			acc[0] += gpt2_forward_backward(&tr->model, tr->inputs, tr->targets,
+							1.0f / n, kgpt_splitmix64(&seed));
+	}
+	if (dist_size() > 1) {
+		double t = kgpt_now_s();
+
+		dist_sum_reals(tr->model.grads, tr->model.num_params);
+		dist_sum_doubles(acc, 2);
+		tr->allreduce_s += kgpt_now_s() - t;
+		tr->allreduce_steps++;
+	}
+	if (acc[1] > 0) {
+		data_failed = 1;
+		return NAN;
 	}
 	*norm = gpt2_clip_grad(&tr->model, GPT2_CLIP);
 	gpt2_update(&tr->model, lr);
-	return (float)(loss / GPT2_ACCUM);
+	return (float)(acc[0] / n);
+}
+
+/*
+ * After each step, every rank agrees on the training time (rank 0's
+ * clock: it sets the learning rate and ends a time budget) and on a stop
+ * signal that reached any rank, so that all take the same decisions.
+ */
+static void share_step(struct train *tr, double t0)
+{
+	double s[2] = { kgpt_now_s() - t0, stop_signal };
+
+	if (dist_size() > 1) {
+		if (!dist_is_root())
+			s[0] = 0;
+		dist_max_doubles(s, 2);
+	}
+	tr->elapsed = s[0];
+	stop_agreed = (int)s[1];
 }
 
 /* The end of the run's budget comes first: a run that reached it is
@@ -932,9 +1074,9 @@ static int should_stop(struct train *tr)
 		snprintf(tr->stop_reason, sizeof(tr->stop_reason), "max_time");
 		return 1;
 	}
-	if (stop_signal || (stop_at > 0 && tr->step >= stop_at)) {
+	if (stop_agreed || (stop_at > 0 && tr->step >= stop_at)) {
 		snprintf(tr->stop_reason, sizeof(tr->stop_reason),
-			 stop_signal ? "signal" : "stop_at");
+			 stop_agreed ? "signal" : "stop_at");
 		return 1;
 	}
 	return 0;
@@ -948,7 +1090,11 @@ static int interrupted(const struct train *tr)
 /* Evaluate, log to metrics.jsonl and print the result on its own line. */
 static void eval_and_print(struct train *tr)
 {
-	log_eval(tr, evaluate(tr));
+	float val_loss = evaluate(tr);
+
+	if (!dist_is_root())
+		return;
+	log_eval(tr, val_loss);
 	printf("%seval  step %6d | val_loss %.4f | val_perplexity %.2f\n", tr->tty ? "\n" : "",
 	       tr->step, tr->val_loss, exp(tr->val_loss));
 }
@@ -979,12 +1125,13 @@ static int train_loop(struct train *tr)
 			return -EDOM;
 		}
 		tr->step++;
-		tr->tokens += (long)GPT2_N * GPT2_ACCUM;
-		tokens_log += (long)GPT2_N * GPT2_ACCUM;
-		tr->elapsed = kgpt_now_s() - t0;
+		tr->tokens += (long)GPT2_N * GPT2_ACCUM * dist_size();
+		tokens_log += (long)GPT2_N * GPT2_ACCUM * dist_size();
+		share_step(tr, t0);
 		tr->log_loss_sum += loss;
 		tr->log_loss_n++;
-		if (tr->step % CONFIG_GPT2_LOG_INTERVAL == 0 || tr->step == 1) {
+		if (dist_is_root() &&
+		    (tr->step % CONFIG_GPT2_LOG_INTERVAL == 0 || tr->step == 1)) {
 			double tok_s = tokens_log / (kgpt_now_s() - t_log);
 
 			progress(tr, loss, lr, tok_s);
@@ -1017,21 +1164,89 @@ static void usage(void)
 	       "                   FILE writes the figures (make bench runs them all)\n");
 }
 
-int main(int argc, char **argv)
+/* Rank 0, a finished run: the final checkpoint, model.bin, the sample,
+ * summary.json, the plot and the console summary. Returns the exit code. */
+static int finish_run(struct train *tr)
+{
+	int rc;
+
+	if (tr->tty)
+		printf("\n");
+	rc = train_finish(tr);
+	if (!rc) {
+		write_sample(tr);
+		rc = write_summary(tr);
+		if (rc)
+			fprintf(stderr, "kgpt: the model and its final checkpoint are saved, but "
+				"without summary.json the run counts as unfinished: make room in "
+				"%s and run `make resume` to finish it\n", tr->run_dir);
+	}
+	if (!rc) {
+		write_plot(tr);
+		print_summary(tr);
+	}
+	if (metrics_close(&tr->metrics, rc ? 1 : 0) && !rc) {
+		fprintf(stderr, "kgpt: the run is finished and saved, but not every metrics row "
+			"reached its tracker (above); exit status 3\n");
+		return 3;
+	}
+	return rc ? 1 : 0;
+}
+
+/* Set up, train and finish; every rank returns rank 0's exit code. */
+static int run(struct train *tr, enum run_mode mode, const char *init_from)
+{
+	int rc;
+
+#ifdef _OPENMP
+	tr->threads = omp_get_max_threads();
+#else
+	tr->threads = 1;
+#endif
+	if (setup(tr, mode, init_from))
+		return 1;
+	if (dist_is_root())
+		print_header(tr);
+	catch_stop_signals();
+	rc = train_loop(tr);
+	if (!rc && interrupted(tr)) {
+		rc = train_interrupted(tr);
+		if (dist_is_root())
+			metrics_close(&tr->metrics, rc);
+	} else if (!rc) {
+		if (tr->step % CONFIG_GPT2_EVAL_INTERVAL) {
+			float val_loss = evaluate(tr);
+
+			if (dist_is_root())
+				log_eval(tr, val_loss);
+		}
+		rc = dist_is_root() ? finish_run(tr) : 0;
+	} else {
+		if (dist_is_root())
+			metrics_close(&tr->metrics, 1);
+		rc = 1;
+	}
+	dist_bcast(&rc, sizeof(rc));
+	return rc;
+}
+
+static int run_main(int argc, char **argv)
 {
 	static struct train tr;
 	enum run_mode mode = RUN_AUTO;
 	const char *init_from = NULL, *bench_json = NULL;
-	int rc, bench = 0, warmup = 1;
+	int bench = 0, warmup = 1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (!strcmp(a, "--print-config")) {
-			fputs(kgpt_config_text, stdout);
+			if (dist_is_root())
+				fputs(kgpt_config_text, stdout);
 			return 0;
 		} else if (!strcmp(a, "--help")) {
-			usage();
+			if (dist_is_root())
+				usage();
 			return 0;
 		} else if (!strcmp(a, "--resume") && mode != RUN_FRESH) {
 			mode = RUN_RESUME;
@@ -1052,51 +1267,28 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (bench && dist_size() > 1) {
+		if (dist_is_root())
+			fprintf(stderr, "kgpt: --bench times one process; run it without mpirun "
+				"(make bench)\n");
+		return 2;
+	}
 	if (bench)
 		return train_bench(bench, warmup, bench_json);
 	if (init_from && mode == RUN_RESUME) {
 		fprintf(stderr, "kgpt: --init-from starts a new run; it cannot go with --resume\n");
 		return 2;
 	}
-#ifdef _OPENMP
-	tr.threads = omp_get_max_threads();
-#else
-	tr.threads = 1;
-#endif
-	rc = setup(&tr, mode, init_from);
-	if (rc)
+	return run(&tr, mode, init_from);
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	if (dist_init(&argc, &argv))
 		return 1;
-	print_header(&tr);
-	catch_stop_signals();
-	rc = train_loop(&tr);
-	if (!rc && interrupted(&tr)) {
-		rc = train_interrupted(&tr);
-		metrics_close(&tr.metrics, rc);
-		return rc;
-	}
-	if (!rc) {
-		if (tr.step % CONFIG_GPT2_EVAL_INTERVAL)
-			log_eval(&tr, evaluate(&tr));
-		if (tr.tty)
-			printf("\n");
-		rc = train_finish(&tr);
-	}
-	if (!rc) {
-		write_sample(&tr);
-		rc = write_summary(&tr);
-		if (rc)
-			fprintf(stderr, "kgpt: the model and its final checkpoint are saved, but "
-				"without summary.json the run counts as unfinished: make room in "
-				"%s and run `make resume` to finish it\n", tr.run_dir);
-	}
-	if (!rc) {
-		write_plot(&tr);
-		print_summary(&tr);
-	}
-	if (metrics_close(&tr.metrics, rc ? 1 : 0) && !rc) {
-		fprintf(stderr, "kgpt: the run is finished and saved, but not every metrics row "
-			"reached its tracker (above); exit status 3\n");
-		return 3;
-	}
-	return rc ? 1 : 0;
+	rc = run_main(argc, argv);
+	dist_finalize();
+	return rc;
 }

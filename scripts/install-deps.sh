@@ -17,6 +17,8 @@ packages=(
 	libpcre2-dev            # GPT-2 tokenizer (pre-tokenisation regex)
 	libcjson-dev            # encoder.json, summary.json
 	libcurl4-openssl-dev    # W&B uploader
+	libopenmpi-dev          # data-parallel training (CONFIG_DISTRIBUTED, mpicc's flags)
+	openmpi-bin             # mpirun (make NP=N, tests/train/dist.sh)
 	gnuplot-nox             # loss.png in each run folder
 	tmux                    # menuconfig test (tests/kconfig/menuconfig.sh)
 	clang                   # second compiler for the checks
