@@ -17,7 +17,7 @@
 
 . "$(dirname "$0")/../lib.sh"
 
-need kconfig-conf make gcc || done_testing
+need kconfig-conf make gcc mpicc || done_testing
 new_tmpdir tmp
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -41,6 +41,8 @@ EOF
 # is printed as "file: refused: ..." and does not count as a failure.
 # A file that compiled once without reading a generated header does not
 # depend on the configuration and is not compiled again.
+# OpenMPI's include path, for gpt2/dist.c (CONFIG_DISTRIBUTED)
+mpi_cflags=$(mpicc --showme:compile 2>/dev/null)
 indep=$tmp/independent
 deps=$tmp/deps
 mkdir -p "$deps"
@@ -52,13 +54,13 @@ compile_all() {
 	(cd "$srctree" && printf '%s\n' $todo | xargs -P "$jobs" -I{} sh -c '
 		d="$3/$(printf %s "$2" | tr / _).d"
 		rm -f "$d"
-		out=$(gcc -fsyntax-only -MD -MF "$d" -std=gnu11 -fopenmp -I"$1/include" -Iinclude -I. -D_GNU_SOURCE "$2" 2>&1) && exit 0
+		out=$(gcc -fsyntax-only -MD -MF "$d" -std=gnu11 -fopenmp -I"$1/include" -Iinclude -I. -D_GNU_SOURCE $4 "$2" 2>&1) && exit 0
 		errs=$(printf "%s\n" "$out" | grep -E "(error|Error):")
 		if [ -n "$errs" ] && ! printf "%s\n" "$errs" | grep -qvE "#error \"?CONFIG_[A-Z0-9_]+"; then
 			echo "$2: refused: $(printf "%s\n" "$errs" | head -1)"
 		else
 			echo "$2: FAILED"; printf "%s\n" "$out" | head -15 | sed "s/^/    /"
-		fi' sh "$o" {} "$deps")
+		fi' sh "$o" {} "$deps" "$mpi_cflags")
 	for f in $todo; do
 		d=$deps/$(printf %s "$f" | tr / _).d
 		if [ -s "$d" ] && ! grep -q 'include/generated/' "$d"; then
