@@ -85,7 +85,7 @@ static void report(struct wandb *w, const char *what)
 static void *uploader(void *arg)
 {
 	struct wandb *w = arg;
-	double last = now_mono(), next = 0;
+	double last = now_mono(), next = last;
 	int closing = 0, warned = 0;
 
 	pthread_mutex_lock(&w->lock);
