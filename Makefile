@@ -335,11 +335,11 @@ $(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) 
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
 # W&B: deliver what runs spooled (tracker/wandb.h): RUN=dir for one run,
-# else every run folder under OUTPUT_DIR that has a wandb-spool.jsonl.
+# else every run folder under RUNS (default OUTPUT_DIR) with a spool.
 PHONY += wandb-sync
 wandb-sync: $(TRACKER_PROGS)
 	$(Q)cd $(srctree) && if [ -n "$(RUN)" ]; then $(BUILD)/kgpt-wandb sync '$(RUN)'; else \
-		d='$(call unquote,$(or $(CONFIG_OUTPUT_DIR),out))'; rc=0; n=0; \
+		d='$(or $(RUNS),$(call unquote,$(or $(CONFIG_OUTPUT_DIR),out)))'; rc=0; n=0; \
 		for s in "$$d"/*/wandb-spool.jsonl; do [ -f "$$s" ] || continue; n=$$((n + 1)); \
 			$(BUILD)/kgpt-wandb sync "$$(dirname "$$s")" || rc=1; done; \
 		[ $$n -gt 0 ] || echo "wandb-sync: no run folder with a spool under $$d"; exit $$rc; fi
@@ -486,6 +486,7 @@ help:
 	@echo '  BENCH="NAME..."   - make bench runs only these (e.g. BENCH=124m-b4-t64)'
 	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
 	@echo '  RUN=DIR           - The run folder make wandb-sync delivers'
+	@echo '  RUNS=DIR          - make wandb-sync: every run folder under DIR (default OUTPUT_DIR)'
 	@echo ''
 	@echo 'Recipes:'
 	@$(MAKE) -f $(srctree)/Makefile list-defconfigs

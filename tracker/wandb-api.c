@@ -350,6 +350,14 @@ int wb_set_exitcode(struct wb_sender *s, int exitcode)
 	return write_json(s->dir, "wandb-run.json", s->run);
 }
 
+int wb_restart(struct wb_sender *s)
+{
+	cJSON_ReplaceItemInObject(s->run, "exitcode", cJSON_CreateNull());
+	s->complete_sent = 0;
+	s->upserted = 0;
+	return write_json(s->dir, "wandb-run.json", s->run) ?: wb_save_acked(s);
+}
+
 int wb_sender_open(struct wb_sender *s, const char *dir)
 {
 	const char *t = getenv("WANDB_HTTP_TIMEOUT");

@@ -209,7 +209,7 @@ int wandb_open(struct metrics *m, const struct metrics_run *run)
 		rc = wb_sender_open(&w->s, run->run_dir);
 	snprintf(path, sizeof(path), "%s/wandb-spool.jsonl", run->run_dir);
 	if (!rc && run->resume)
-		rc = cut_spool(path, m->rows);
+		rc = cut_spool(path, m->rows) ?: wb_restart(&w->s);
 	if (!rc && !(w->spool = fopen(path, "a")))
 		rc = -errno;
 	if (rc) {
@@ -292,8 +292,6 @@ int wandb_close(struct metrics *m, int exit_code)
 		return 0;
 	fclose(w->spool);
 	pthread_mutex_lock(&w->lock);
-	if (!w->started)
-		wb_set_exitcode(&w->s, exit_code);
 	w->exit_code = exit_code;
 	w->closing = 1;
 	w->deadline = now_mono() + CONFIG_WANDB_FLUSH_TIMEOUT;
@@ -301,6 +299,7 @@ int wandb_close(struct metrics *m, int exit_code)
 	pthread_mutex_unlock(&w->lock);
 	if (w->started)
 		pthread_join(w->thread, NULL);
+	wb_set_exitcode(&w->s, exit_code);	/* for sync, if the thread did not */
 	left = wb_pending(&w->s);
 	if (w->offline) {
 		printf("W&B: offline; %ld rows spooled in %s (make wandb-sync RUN=%s)\n",

@@ -75,6 +75,10 @@ int wb_run_create(const char *dir, const char *entity, const char *project,
 int wb_sender_open(struct wb_sender *s, const char *dir);
 void wb_sender_close(struct wb_sender *s);
 
+/* A trainer runs again on this run (--resume): running again, so it is
+ * upserted again and completed again at its end. Returns 0 or -errno. */
+int wb_restart(struct wb_sender *s);
+
 /* Store the exit code in wandb-run.json (delivered with complete). */
 int wb_set_exitcode(struct wb_sender *s, int exitcode);
 
