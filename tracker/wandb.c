@@ -82,6 +82,21 @@ static void report(struct wandb *w, const char *what)
 		"(make wandb-sync RUN=%s delivers them)\n", what, w->s.err, w->s.dir, w->s.dir);
 }
 
+/*
+ * Under lock: what the training thread told since the last look. Returns
+ * whether the run is closing; on the first look that it is, stores the
+ * exit code (this thread owns w->s).
+ */
+static int take_news(struct wandb *w, int closing)
+{
+	if (w->closing && !closing)
+		wb_set_exitcode(&w->s, w->exit_code);
+	if (w->summary_new)
+		w->s.summary_sent = 0;
+	w->summary_new = 0;
+	return w->closing;
+}
+
 static void *uploader(void *arg)
 {
 	struct wandb *w = arg;
@@ -95,12 +110,7 @@ static void *uploader(void *arg)
 
 		if (!w->closing)
 			wait_until(w, next > 0 ? next : now_mono() + WANDB_SEND_INTERVAL);
-		if (w->closing && !closing)
-			wb_set_exitcode(&w->s, w->exit_code);
-		closing = w->closing;
-		if (w->summary_new)
-			w->s.summary_sent = 0;
-		w->summary_new = 0;
+		closing = take_news(w, closing);
 		now = now_mono();
 		if (closing && now > w->deadline)
 			break;
@@ -111,7 +121,11 @@ static void *uploader(void *arg)
 			st = wb_step(&w->s, closing, now_mono() - last > WANDB_HEARTBEAT);
 			if (st == WB_MORE || st == WB_DONE)
 				last = now_mono();
-		} while (st == WB_MORE);
+			pthread_mutex_lock(&w->lock);
+			closing = take_news(w, closing);
+			pthread_mutex_unlock(&w->lock);
+		} while ((st == WB_MORE || (st == WB_DONE && closing && !w->s.complete_sent)) &&
+			 !(closing && now_mono() > w->deadline));
 		pthread_mutex_lock(&w->lock);
 		next = now_mono() + WANDB_SEND_INTERVAL;
 		if (st == WB_FATAL) {
@@ -230,6 +244,7 @@ int wandb_open(struct metrics *m, const struct metrics_run *run)
 	if (!w->s.key[0]) {
 		fprintf(stderr, "kgpt: W&B: no API key (WANDB_API_KEY or ~/.netrc for %s); rows are "
 			"spooled in %s for make wandb-sync\n", w->s.base, run->run_dir);
+		w->fatal = 1;
 		return 0;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
