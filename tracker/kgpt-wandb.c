@@ -219,7 +219,7 @@ static int cmd_baseline(const char *spec)
 	for (int i = 0; i < 3; i++) {
 		free(out);
 		status = wb_post(&s, "/graphql", text, &out);
-		if (status >= 0 && status != 429 && status < 500)
+		if ((status >= 0 && status != 429 && status < 500) || i == 2)
 			break;
 		sleep_s(s.retry_after > 0 && s.retry_after < 10 ? s.retry_after : 1 << i);
 	}
