@@ -67,7 +67,7 @@ comma        := ,
 BLAS_LIBS    ?= $(if $(OPENBLAS_OMP),-L$(OPENBLAS_OMP) -Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP)) -lopenblas
 BLAS_CFLAGS  ?= $(addprefix -I,$(wildcard /usr/include/$(MULTIARCH)/openblas-openmp))
 CPPFLAGS += $(BLAS_CFLAGS)
-LDLIBS   := $(BLAS_LIBS) -lpcre2-8 -lcjson -lm $(EXTRA_LDLIBS)
+LDLIBS   := $(BLAS_LIBS) -lpcre2-8 -lcjson -lcurl -lpthread -lm $(EXTRA_LDLIBS)
 LDFLAGS  := -fopenmp $(EXTRA_LDFLAGS)
 
 # OpenMP threads that wait sleep at once instead of spinning: on a machine
@@ -108,8 +108,10 @@ lib-y   :=
 model-y :=
 model64-y :=
 prog-y  :=
+tracker-prog-y :=
 train-y :=
-include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild
+include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild \
+	$(srctree)/tracker/Kbuild
 
 # CONFIG_DISTRIBUTED: compile and link with OpenMPI's flags (mpicc --showme).
 MPICC ?= mpicc
@@ -132,6 +134,7 @@ MODEL64_OBJS := $(patsubst %.c,$(BUILD)/model64/%.o,$(model64-y))
 LIBKGPT     := $(BUILD)/lib/libkgpt.a
 LIBKGPT64   := $(BUILD)/lib64/libkgpt64.a
 PROGS       := $(addprefix $(BUILD)/,$(prog-y))
+TRACKER_PROGS := $(addprefix $(BUILD)/,$(tracker-prog-y))
 TRAINERS    := $(addprefix $(BUILD)/,$(train-y))
 UNIT_SRCS   := $(wildcard $(srctree)/tests/unit/test_*.c)
 UNIT_TESTS  := $(patsubst $(srctree)/tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -184,7 +187,7 @@ sample: $(BUILD)/generate $(VOCAB)
 		--prompt '$(subst ','\'',$(PROMPT))' --tokens $(TOKENS)
 
 PHONY += build prepare
-build: $(TRAINERS) $(PROGS)
+build: $(TRAINERS) $(PROGS) $(TRACKER_PROGS)
 
 # The generated configuration headers alone.
 prepare: $(AUTOCONF) $(KGPTHEADER) $(CONFIGTEXT)
@@ -319,6 +322,11 @@ $(PROGS): $(BUILD)/%: $(BUILD)/lib/gpt2/%.o $(LIBKGPT)
 	$(say) LD "build/$*"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Tools: tracker/NAME.c with its own main() (build/kgpt-wandb).
+$(TRACKER_PROGS): $(BUILD)/%: $(BUILD)/lib/tracker/%.o $(LIBKGPT)
+	$(say) LD "build/$*"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(BUILD)/lib/gpt2/%.o: $(srctree)/gpt2/%.c
 	$(say) CC "gpt2/$*.o"
 	$(Q)mkdir -p $(@D)
@@ -361,9 +369,19 @@ $(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) 
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
+# W&B: deliver what runs spooled (tracker/wandb.h): RUN=dir for one run,
+# else every run folder under RUNS (default OUTPUT_DIR) with a spool.
+PHONY += wandb-sync
+wandb-sync: $(TRACKER_PROGS)
+	$(Q)cd $(srctree) && if [ -n "$(RUN)" ]; then $(BUILD)/kgpt-wandb sync '$(RUN)'; else \
+		d='$(or $(RUNS),$(call unquote,$(or $(CONFIG_OUTPUT_DIR),out)))'; rc=0; n=0; \
+		for s in "$$d"/*/wandb-spool.jsonl; do [ -f "$$s" ] || continue; n=$$((n + 1)); \
+			$(BUILD)/kgpt-wandb sync "$$(dirname "$$s")" || rc=1; done; \
+		[ $$n -gt 0 ] || echo "wandb-sync: no run folder with a spool under $$d"; exit $$rc; fi
+
 PHONY += lib tools unit-tests model-tests fuzzers tokenize prepare_data
 lib: $(LIBKGPT) $(LIBKGPT64)
-tools: $(PROGS)
+tools: $(PROGS) $(TRACKER_PROGS)
 tokenize: $(BUILD)/tokenize
 prepare_data: $(BUILD)/prepare_data
 unit-tests: $(UNIT_TESTS)
@@ -466,6 +484,11 @@ help:
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
 	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'
 	@echo ''
+	@echo 'W&B (docs/wandb.md):'
+	@echo '  wandb-sync        - Deliver the W&B spool of every run under OUTPUT_DIR (RUN=DIR: one'
+	@echo '                      run) that an outage, offline mode or a refused key left behind'
+	@echo '                      (build/kgpt-wandb sync; also: kgpt-wandb baseline e/p/id)'
+	@echo ''
 	@echo 'Tests:'
 	@echo '  check             - The whole test suite (unit, kconfig, model, trainer,'
 	@echo '                      asan, fuzz)'
@@ -499,6 +522,8 @@ help:
 	@echo '  TOKENS=N          - Tokens make sample generates (default 128)'
 	@echo '  BENCH="NAME..."   - make bench runs only these (e.g. BENCH=124m-b4-t64)'
 	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
+	@echo '  RUN=DIR           - The run folder make wandb-sync delivers'
+	@echo '  RUNS=DIR          - make wandb-sync: every run folder under DIR (default OUTPUT_DIR)'
 	@echo ''
 	@echo 'Recipes:'
 	@$(MAKE) -f $(srctree)/Makefile list-defconfigs

@@ -21,9 +21,6 @@
 #if IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM)
 #error "CONFIG_OPTIMIZER_SELECT_ADAMWSPAM=y: AdamW-SPAM is not implemented yet. Choose AdamW (make menuconfig, Optimizer)."
 #endif
-#if IS_ENABLED(CONFIG_ENABLE_WANDB)
-#error "CONFIG_ENABLE_WANDB=y: the W&B uploader is not implemented yet. Say N (make menuconfig, Tracking); metrics.jsonl is always written."
-#endif
 #if IS_ENABLED(CONFIG_RA_MLA_ABLATION_MODE)
 #error "CONFIG_RA_MLA_ABLATION_MODE=y: the ablation matrix is not implemented yet. Say N (make menuconfig, Tracking and ablation)."
 #endif

@@ -12,6 +12,7 @@
 
 #include "gpt2/config.h"
 #include "gpt2/metrics.h"
+#include "tracker/wandb.h"
 
 struct metrics_sink {
 	const char *name;
@@ -104,11 +105,26 @@ static const struct metrics_sink jsonl_sink = {
 	.close = jsonl_close,
 };
 
+#if IS_ENABLED(CONFIG_ENABLE_WANDB)
+/* wandb: the W&B uploader (tracker/wandb.c), after metrics.jsonl so that a
+ * resumed run's row count is known when it opens. */
+static const struct metrics_sink wandb_sink = {
+	.name = "wandb",
+	.open = wandb_open,
+	.row = wandb_row,
+	.summary = wandb_summary,
+	.close = wandb_close,
+};
+#endif
+
 /* ------------------------------------------------------------------------
  * The subscribers, in the order they are told.
  */
 static const struct metrics_sink *const sinks[] = {
 	&jsonl_sink,
+#if IS_ENABLED(CONFIG_ENABLE_WANDB)
+	&wandb_sink,
+#endif
 };
 
 #define N_SINKS	((int)(sizeof(sinks) / sizeof(sinks[0])))

@@ -27,6 +27,7 @@ packages=(
 	curl                    # fetching data when online
 	jq                      # make bench (tables from the trainer's JSON)
 	ca-certificates         # HTTPS for curl
+	python3                 # the W&B test server (tests/wandb/server.py)
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

@@ -8,6 +8,7 @@
 #   kconfig  tests/kconfig/*.sh (configuration system, in temporary O= trees)
 #   model    tests/model/run.sh
 #   train    tests/train/*.sh
+#   wandb    tests/wandb/*.sh (the W&B uploader, a loopback server)
 #   asan     the unit tests, and the model tests of tests/configs/grad-base,
 #            built with AddressSanitizer + UndefinedBehaviorSanitizer
 #            (make SAN=1, in build/asan) and run with leak detection
@@ -28,7 +29,7 @@
 set -u
 
 srctree=$(cd "$(dirname "$0")/.." && pwd)
-all_groups="unit kconfig model train asan fuzz"
+all_groups="unit kconfig model train wandb asan fuzz"
 
 usage() {
 	echo "usage: $0 [GROUP...]   (groups: $all_groups)" >&2
@@ -194,6 +195,11 @@ group_model() {
 
 group_train() {
 	run_scripts train
+}
+
+# The W&B uploader against a loopback server (tests/wandb/server.py).
+group_wandb() {
+	run_scripts wandb
 }
 
 # The sanitizer runtimes' settings: every error ends the program with a

@@ -21,7 +21,7 @@ need kconfig-conf make gcc mpicc || done_testing
 new_tmpdir tmp
 
 jobs=$(nproc 2>/dev/null || echo 2)
-files=$(cd "$srctree" && ls gpt2/*.c ra/*.c kernels/cpu/*.c 2>/dev/null)
+files=$(cd "$srctree" && ls gpt2/*.c ra/*.c kernels/cpu/*.c tracker/*.c 2>/dev/null)
 nfiles=$(printf '%s\n' "$files" | grep -c .)
 diag "$nfiles C files to compile per configuration"
 
@@ -31,7 +31,6 @@ CONFIG_GPT2_MAX_TIME=60
 CONFIG_BACKEND_CPU=y
 CONFIG_GPT2_AMP_DTYPE="fp32"
 CONFIG_OPTIMIZER_SELECT_ADAMW=y
-# CONFIG_ENABLE_WANDB is not set
 # CONFIG_RA_MLA_ABLATION_MODE is not set
 EOF
 
