@@ -33,7 +33,8 @@ NCONF      := kconfig-nconf
 KCONFIG_FILES := $(shell find $(srctree) -name 'Kconfig*' -not -path '*/build/*' \
 		   -not -path '*/.git/*' -not -path '*/out/*')
 
-DEFCONFIGS        := $(sort $(notdir $(wildcard $(srctree)/defconfigs/*)))
+# A recipe's name has no dot: NAME.steps/ and NAME.cpu belong to recipe NAME.
+DEFCONFIGS        := $(sort $(filter-out %.steps %.cpu,$(notdir $(wildcard $(srctree)/defconfigs/*))))
 DEFAULT_DEFCONFIG := gpt2-tiny
 
 # Offline data mirror for `make data` (tests and CI: ../shared/data).

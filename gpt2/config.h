@@ -24,9 +24,6 @@
 #if IS_ENABLED(CONFIG_ENABLE_WANDB)
 #error "CONFIG_ENABLE_WANDB=y: the W&B uploader is not implemented yet. Say N (make menuconfig, Tracking); metrics.jsonl is always written."
 #endif
-#if IS_ENABLED(CONFIG_RA_MLA_ABLATION_MODE)
-#error "CONFIG_RA_MLA_ABLATION_MODE=y: the ablation matrix is not implemented yet. Say N (make menuconfig, Tracking and ablation)."
-#endif
 
 /* Model sizes (llm.c's single-letter names in comments). */
 #define GPT2_L		CONFIG_GPT2_N_LAYER	/* L: blocks */
