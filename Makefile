@@ -130,9 +130,22 @@ unquote = $(subst ",,$(1))
 
 # --------------------------------------------------------------------------
 # The default target: build the trainer for .config, prepare data, train.
+# With CONFIG_RA_MLA_ABLATION_MODE=y: the ablation matrix instead.
 PHONY += all
+ifeq ($(CONFIG_RA_MLA_ABLATION_MODE),y)
+all: ablation
+else
 all: build data
 	$(Q)cd $(srctree) && $(BUILD)/train_gpt2 $(if $(filter 1,$(FRESH)),--fresh)
+endif
+
+# The ablation matrix (scripts/ablation.sh, docs/ablation.md): every step
+# of CONFIG_RA_MLA_ABLATION_STEPS built in build/<recipe>/<step>/ and
+# trained; then the table and plots (scripts/ablation-report.sh).
+PHONY += ablation
+ablation: prepare
+	$(Q)TIME=$(TIME_OVERRIDE) BASELINE='$(subst ','\'',$(BASELINE))' BASELINE_STRICT=$(BASELINE_STRICT) \
+		$(srctree)/scripts/ablation.sh $(objtree)
 
 # Continue the unfinished run in OUTPUT_DIR/latest from its last checkpoint
 # (plain `make` does that too when the run has this very .config).
@@ -427,6 +440,10 @@ help:
 	@echo '  sample            - Generate text from OUTPUT_DIR/latest one token at a time through'
 	@echo '                      the KV cache (pruned with KV-cache pruning); build/generate'
 	@echo '                      --eval: the val_loss with pruning and with full attention'
+	@echo '  ablation          - The ablation matrix (what make does with'
+	@echo '                      CONFIG_RA_MLA_ABLATION_MODE=y): each step its own trainer in'
+	@echo '                      build/<recipe>/<step>/, trained under TIME=, resumable; the'
+	@echo '                      table (md, JSON, CSV) and plots in OUTPUT_DIR/ablation'
 	@echo '  build             - Only build the trainer and tools under build/'
 	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
@@ -454,8 +471,10 @@ help:
 	@echo '  FRESH=1           - Start a new run even if the latest one is unfinished'
 	@echo '  TIME=SECONDS      - Override CONFIG_GPT2_MAX_TIME for this build and run'
 	@echo '                      (GPT2_MAX_TIME=SECONDS in the environment does the same)'
-	@echo '  BASELINE=e/p/id   - Baseline W&B run for the ablation matrix (CONFIG_BASELINE_RUN_ID;'
-	@echo '                      checked and compiled in; the matrix itself is not implemented yet)'
+	@echo '  BASELINE=SPEC     - Baseline of the ablation matrix instead of its first step (V0):'
+	@echo '                      entity/project/run_id, entity/project/runs/run_id, a W&B run'
+	@echo '                      URL, or a local run or ablation folder (CONFIG_BASELINE_RUN_ID)'
+	@echo '  BASELINE_STRICT=1 - An unreadable BASELINE stops the matrix instead of using V0'
 	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'
 	@echo '  V=1               - Show full commands'
 	@echo '  SAN=1             - Build with AddressSanitizer + UBSan (SAN=fuzz: and libFuzzer, CC=clang)'
