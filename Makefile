@@ -184,7 +184,7 @@ $(AUTOCONF): $(KCONFIG_CONFIG) $(KCONFIG_FILES)
 	$(Q)mkdir -p $(objtree)/include/config $(GEN)
 	$(Q)cp $(KCONFIG_CONFIG) $(objtree)/.config.request
 	$(Q)cd $(objtree) && $(CONF) -s --olddefconfig $(srctree)/Kconfig
-	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE='$(subst ','\'',$(BASELINE))' \
 		$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request \
 		$(KCONFIG_CONFIG) || { cp $(objtree)/.config.request $(KCONFIG_CONFIG); \
 		echo "*** .config has invalid values (above); it is unchanged. Fix them with make menuconfig." >&2; exit 1; }
@@ -198,7 +198,7 @@ $(AUTOHEADER): $(AUTOCONF)
 # Derived constants (floats, overrides). Rewritten only when it changes, so
 # `make TIME=60` rebuilds only what reads the time budget.
 $(KGPTHEADER): $(AUTOCONF) FORCE
-	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE='$(subst ','\'',$(BASELINE))' \
 		$(srctree)/scripts/gen-config.sh $(srctree) $(KCONFIG_CONFIG) > $@.tmp || { rm -f $@.tmp; exit 1; }
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "  GEN      include/generated/kgpt_config.h"; fi
 
@@ -450,7 +450,7 @@ help:
 	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'
 	@echo ''
 	@echo 'Tests:'
-	@echo '  check             - The whole test suite (unit, kconfig, model, trainer,'
+	@echo '  check             - The whole test suite (unit, kconfig, model, trainer, ablation,'
 	@echo '                      asan, fuzz)'
 	@echo '  check-asan        - Unit tests and one model'"'"'s tests under AddressSanitizer'
 	@echo '                      and UndefinedBehaviorSanitizer (build/asan)'

@@ -90,7 +90,8 @@ jq -s --argjson base "$base" '
 
 jq -r '
 	def f(n): if . == null then "" else (. * pow(10; n) | round) / pow(10; n) | tostring end;
-	def mb: if . == null then "" else (. / 1048576 | round | tostring) + " MiB" end;
+	def mb: if . == null then "" elif . < 1048576 then (. / 1024 | round | tostring) + " KiB"
+		else (. / 1048576 | round | tostring) + " MiB" end;
 	"| step | mechanisms | params | val_loss | val ppl | Δ% vs baseline | beyond spread | best ppl | train loss | tokens/s | peak RSS | KV full | KV pruned | w_std | w_rec | gate_alpha | keep ratio |",
 	"| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 	(.steps[] |

@@ -78,9 +78,10 @@ part='[A-Za-z0-9_.-]+'
 base_kind= base_ref=
 if [ -z "$spec" ]; then
 	:
-elif [ -d "$spec" ] || [ -d "$srctree/$spec" ]; then
-	base_kind=local
-	base_ref=$(cd "$spec" 2>/dev/null && pwd || cd "$srctree/$spec" && pwd)
+elif [ -d "$spec" ]; then
+	base_kind=local base_ref=$(cd "$spec" && pwd)
+elif [ -d "$srctree/$spec" ]; then
+	base_kind=local base_ref=$(cd "$srctree/$spec" && pwd)
 elif [[ $spec =~ ^https?://(www\.)?wandb\.ai/($part)/($part)/runs/($part)/?(\?.*)?$ ]]; then
 	base_kind=wandb base_ref=${BASH_REMATCH[2]}/${BASH_REMATCH[3]}/${BASH_REMATCH[4]}
 elif [[ $spec =~ ^($part)/($part)/runs/($part)$ ]] || [[ $spec =~ ^($part)/($part)/($part)$ ]]; then

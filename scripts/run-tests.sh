@@ -8,6 +8,7 @@
 #   kconfig  tests/kconfig/*.sh (configuration system, in temporary O= trees)
 #   model    tests/model/run.sh
 #   train    tests/train/*.sh
+#   ablation tests/ablation/*.sh (the ablation matrix on a tiny model)
 #   asan     the unit tests, and the model tests of tests/configs/grad-base,
 #            built with AddressSanitizer + UndefinedBehaviorSanitizer
 #            (make SAN=1, in build/asan) and run with leak detection
@@ -28,7 +29,7 @@
 set -u
 
 srctree=$(cd "$(dirname "$0")/.." && pwd)
-all_groups="unit kconfig model train asan fuzz"
+all_groups="unit kconfig model train ablation asan fuzz"
 
 usage() {
 	echo "usage: $0 [GROUP...]   (groups: $all_groups)" >&2
@@ -194,6 +195,10 @@ group_model() {
 
 group_train() {
 	run_scripts train
+}
+
+group_ablation() {
+	run_scripts ablation
 }
 
 # The sanitizer runtimes' settings: every error ends the program with a
