@@ -134,7 +134,7 @@ if command -v gnuplot >/dev/null; then
 	done < "$res/steps"
 	join() { local IFS=,; echo "$*"; }
 	{
-		echo "set terminal pngcairo size 900,600; set grid; set key outside right"
+		echo "set terminal pngcairo noenhanced size 900,600; set grid; set key outside right"
 		echo "set output '$res/val_loss_time.png'; set title 'val_loss against wall time'"
 		echo "set xlabel 'seconds'; set ylabel 'val_loss'"
 		echo "plot $(join "${val[@]}" | sed 's/using X:/using 1:/g')"
