@@ -33,7 +33,8 @@ NCONF      := kconfig-nconf
 KCONFIG_FILES := $(shell find $(srctree) -name 'Kconfig*' -not -path '*/build/*' \
 		   -not -path '*/.git/*' -not -path '*/out/*')
 
-DEFCONFIGS        := $(sort $(notdir $(wildcard $(srctree)/defconfigs/*)))
+# A recipe's name has no dot: NAME.steps/ and NAME.cpu belong to recipe NAME.
+DEFCONFIGS        := $(sort $(filter-out %.steps %.cpu,$(notdir $(wildcard $(srctree)/defconfigs/*))))
 DEFAULT_DEFCONFIG := gpt2-tiny
 
 # Offline data mirror for `make data` (tests and CI: ../shared/data).
@@ -148,9 +149,22 @@ UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 
 # --------------------------------------------------------------------------
 # The default target: build the trainer for .config, prepare data, train.
+# With CONFIG_RA_MLA_ABLATION_MODE=y: the ablation matrix instead.
 PHONY += all
+ifeq ($(CONFIG_RA_MLA_ABLATION_MODE),y)
+all: ablation
+else
 all: build data
 	$(Q)cd $(srctree) && $(launch) $(BUILD)/train_gpt2 $(if $(filter 1,$(FRESH)),--fresh)
+endif
+
+# The ablation matrix (scripts/ablation.sh, docs/ablation.md): every step
+# of CONFIG_RA_MLA_ABLATION_STEPS built in build/<recipe>/<step>/ and
+# trained; then the table and plots (scripts/ablation-report.sh).
+PHONY += ablation
+ablation: prepare $(TRACKER_PROGS)
+	$(Q)TIME=$(TIME_OVERRIDE) BASELINE='$(subst ','\'',$(BASELINE))' BASELINE_STRICT=$(BASELINE_STRICT) \
+		$(srctree)/scripts/ablation.sh $(objtree)
 
 # Continue the unfinished run in OUTPUT_DIR/latest from its last checkpoint
 # (plain `make` does that too when the run has this very .config).
@@ -208,7 +222,7 @@ $(AUTOCONF): $(KCONFIG_CONFIG) $(KCONFIG_FILES)
 	$(Q)mkdir -p $(objtree)/include/config $(GEN)
 	$(Q)cp $(KCONFIG_CONFIG) $(objtree)/.config.request
 	$(Q)cd $(objtree) && $(CONF) -s --olddefconfig $(srctree)/Kconfig
-	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE='$(subst ','\'',$(BASELINE))' \
 		$(srctree)/scripts/kconfig-check.sh $(srctree) $(objtree)/.config.request \
 		$(KCONFIG_CONFIG) || { cp $(objtree)/.config.request $(KCONFIG_CONFIG); \
 		echo "*** .config has invalid values (above); it is unchanged. Fix them with make menuconfig." >&2; exit 1; }
@@ -222,7 +236,7 @@ $(AUTOHEADER): $(AUTOCONF)
 # Derived constants (floats, overrides). Rewritten only when it changes, so
 # `make TIME=60` rebuilds only what reads the time budget.
 $(KGPTHEADER): $(AUTOCONF) FORCE
-	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE=$(BASELINE) \
+	$(Q)KGPT_TIME_OVERRIDE=$(TIME_OVERRIDE) KGPT_BASELINE_OVERRIDE='$(subst ','\'',$(BASELINE))' \
 		$(srctree)/scripts/gen-config.sh $(srctree) $(KCONFIG_CONFIG) > $@.tmp || { rm -f $@.tmp; exit 1; }
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "  GEN      include/generated/kgpt_config.h"; fi
 
@@ -479,6 +493,10 @@ help:
 	@echo '  sample            - Generate text from OUTPUT_DIR/latest one token at a time through'
 	@echo '                      the KV cache (pruned with KV-cache pruning); build/generate'
 	@echo '                      --eval: the val_loss with pruning and with full attention'
+	@echo '  ablation          - The ablation matrix (what make does with'
+	@echo '                      CONFIG_RA_MLA_ABLATION_MODE=y): each step its own trainer in'
+	@echo '                      build/<recipe>/<step>/, trained under TIME=, resumable; the'
+	@echo '                      table (md, JSON, CSV) and plots in OUTPUT_DIR/ablation'
 	@echo '  build             - Only build the trainer and tools under build/'
 	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
@@ -490,7 +508,7 @@ help:
 	@echo '                      (build/kgpt-wandb sync; also: kgpt-wandb baseline e/p/id)'
 	@echo ''
 	@echo 'Tests:'
-	@echo '  check             - The whole test suite (unit, kconfig, model, trainer,'
+	@echo '  check             - The whole test suite (unit, kconfig, model, trainer, ablation,'
 	@echo '                      asan, fuzz)'
 	@echo '  check-asan        - Unit tests and one model'"'"'s tests under AddressSanitizer'
 	@echo '                      and UndefinedBehaviorSanitizer (build/asan)'
@@ -511,8 +529,10 @@ help:
 	@echo '  FRESH=1           - Start a new run even if the latest one is unfinished'
 	@echo '  TIME=SECONDS      - Override CONFIG_GPT2_MAX_TIME for this build and run'
 	@echo '                      (GPT2_MAX_TIME=SECONDS in the environment does the same)'
-	@echo '  BASELINE=e/p/id   - Baseline W&B run for the ablation matrix (CONFIG_BASELINE_RUN_ID;'
-	@echo '                      checked and compiled in; the matrix itself is not implemented yet)'
+	@echo '  BASELINE=SPEC     - Baseline of the ablation matrix instead of its first step (V0):'
+	@echo '                      entity/project/run_id, entity/project/runs/run_id, a W&B run'
+	@echo '                      URL, or a local run or ablation folder (CONFIG_BASELINE_RUN_ID)'
+	@echo '  BASELINE_STRICT=1 - An unreadable BASELINE stops the matrix instead of using V0'
 	@echo '  NP=N              - Train as N ranks under mpirun (CONFIG_DISTRIBUTED=y; OMP_NUM_THREADS'
 	@echo '                      = cores / N unless set); MPIRUN_FLAGS="--hostfile F ..." adds options'
 	@echo '  O=DIR             - Keep .config, generated headers and build/ in DIR'

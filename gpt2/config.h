@@ -21,9 +21,6 @@
 #if IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM)
 #error "CONFIG_OPTIMIZER_SELECT_ADAMWSPAM=y: AdamW-SPAM is not implemented yet. Choose AdamW (make menuconfig, Optimizer)."
 #endif
-#if IS_ENABLED(CONFIG_RA_MLA_ABLATION_MODE)
-#error "CONFIG_RA_MLA_ABLATION_MODE=y: the ablation matrix is not implemented yet. Say N (make menuconfig, Tracking and ablation)."
-#endif
 
 /* Model sizes (llm.c's single-letter names in comments). */
 #define GPT2_L		CONFIG_GPT2_N_LAYER	/* L: blocks */

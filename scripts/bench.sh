@@ -81,14 +81,7 @@ for c in "${selected[@]}"; do
 	read -r name frag _ <<< "$c"
 	obj=$out/$name
 	echo "bench: build $name ($frag)"
-	if ! "$srctree/scripts/load-config.sh" "$srctree" "$obj" "$srctree/$frag" defconfig \
-		> "$obj.log" 2>&1 ||
-	   ! make -C "$srctree" --no-print-directory O="$obj" -j"$(nproc)" \
-		"$obj/build/train_gpt2" >> "$obj.log" 2>&1; then
-		echo "bench: building $name failed; see ${obj#$srctree/}.log" >&2
-		tail -20 "$obj.log" >&2
-		exit 1
-	fi
+	KGPT_JOBS=$(nproc) "$srctree/scripts/build-trainer.sh" "$obj" "$srctree/$frag" || exit 1
 done
 
 # Run them: round r runs every configuration that has r rounds or more.

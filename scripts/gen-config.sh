@@ -74,8 +74,10 @@ END {
 	printf "#define KGPT_MAX_TIME %d\n", t
 
 	b = base_ovr != "" ? base_ovr : unq(cfg["BASELINE_RUN_ID"])
-	if (b != "" && b !~ /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/)
-		fail(sprintf("BASELINE \"%s\" is not entity/project/run_id", b))
+	if (b != "" && b !~ /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/(runs\/)?[A-Za-z0-9_.-]+$/ &&
+	    b !~ /^https?:\/\/(www\.)?wandb\.ai\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/runs\/[A-Za-z0-9_.-]+\/?(\?.*)?$/ &&
+	    (b ~ /["\\]/ || system("test -d \"" b "\"") != 0))
+		fail(sprintf("BASELINE \"%s\" is not entity/project/run_id, entity/project/runs/run_id, https://wandb.ai/entity/project/runs/run_id nor an existing run or ablation folder", b))
 	printf "#define KGPT_BASELINE_RUN_ID \"%s\"\n", b
 
 	if (cfg["GPT2_N_EMBD"] % cfg["GPT2_N_HEAD"] != 0)

@@ -9,6 +9,7 @@
 #   model    tests/model/run.sh
 #   train    tests/train/*.sh
 #   wandb    tests/wandb/*.sh (the W&B uploader, a loopback server)
+#   ablation tests/ablation/*.sh (the ablation matrix on a tiny model)
 #   asan     the unit tests, and the model tests of tests/configs/grad-base,
 #            built with AddressSanitizer + UndefinedBehaviorSanitizer
 #            (make SAN=1, in build/asan) and run with leak detection
@@ -29,7 +30,7 @@
 set -u
 
 srctree=$(cd "$(dirname "$0")/.." && pwd)
-all_groups="unit kconfig model train wandb asan fuzz"
+all_groups="unit kconfig model train wandb ablation asan fuzz"
 
 usage() {
 	echo "usage: $0 [GROUP...]   (groups: $all_groups)" >&2
@@ -200,6 +201,11 @@ group_train() {
 # The W&B uploader against a loopback server (tests/wandb/server.py).
 group_wandb() {
 	run_scripts wandb
+}
+
+# The ablation matrix on a tiny model (tests/ablation/).
+group_ablation() {
+	run_scripts ablation
 }
 
 # The sanitizer runtimes' settings: every error ends the program with a

@@ -15,7 +15,7 @@ body() {
 	awk 'body || !/^#/ { body = 1; print }' "$1"
 }
 
-names=$(cd "$srctree/defconfigs" && ls)
+names=$(cd "$srctree/defconfigs" && ls | grep -v "\.")
 [ -n "$names" ] || fail "defconfigs/ holds at least one recipe"
 
 for name in $names; do

@@ -47,6 +47,7 @@ for v in $vars; do
 done
 
 for f in "$srctree"/defconfigs/*; do
+	case $(basename "$f") in *.*) continue ;; esac
 	name=$(basename "$f")
 	like "$help" "defconfig-$name( |\$)" "make help lists the recipe $name"
 done

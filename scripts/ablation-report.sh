@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# ablation-report.sh RESULTS: the ablation matrix's table and plots from
+# the runs in RESULTS (scripts/ablation.sh): RESULTS/steps lists the run
+# ids in order, RESULTS/<id>/step.json describes each and
+# RESULTS/<id>/latest/ is its run folder (summary.json, metrics.jsonl).
+#
+# Writes RESULTS/table.json (rows per run and per step, the baseline),
+# table.md, table.csv and, with gnuplot, val_loss_time.png and
+# val_loss_tokens.png (every run), gates.png (mean w_std and w_rec over
+# the layers) and keep_ratio.png (mean KV keep ratio over the layers);
+# prints the markdown table and where the files are.
+#
+# Columns: val_loss and val perplexity of the run's last evaluation
+# (mean +- std over the seeds of a step, std with n - 1), delta % of the
+# mean val_loss against the baseline (RESULTS/baseline.json when a
+# BASELINE was read, else the first step), "beyond spread": whether
+# |delta| exceeds the step's and the baseline's std combined
+# (sqrt(s1^2 + s2^2)), only with two or more seeds; best perplexity; last
+# train loss; tokens/s; peak RSS; KV-cache bytes full and pruned of the
+# recipe's full-size model at its batch (step.json, from the config);
+# the last logged means of w_std, w_rec and gate_alpha over the layers;
+# the mean keep ratio k / block_size (learned: from rho).
+set -u
+
+res=$(cd "${1:?usage: ablation-report.sh RESULTS}" && pwd)
+command -v jq >/dev/null || { echo "ablation-report: jq is missing" >&2; exit 1; }
+[ -f "$res/steps" ] || { echo "ablation-report: $res/steps is missing (not an ablation folder)" >&2; exit 1; }
+
+# One row per run: the summary, the step and the last logged gate values.
+rows=()
+while read -r id; do
+	s=$res/$id/latest/summary.json
+	[ -f "$s" ] || { echo "ablation-report: $id has no finished run ($s); skipped" >&2; continue; }
+	m=$res/$id/latest/metrics.jsonl
+	jq -n --slurpfile st "$res/$id/step.json" --slurpfile su "$s" \
+		--slurpfile last <(jq -c 'select(.type == "train")' "$m" | tail -1) \
+		--arg run "$res/$id/latest" '
+		def mean: if length > 0 then add / length else null end;
+		$st[0] as $st | $su[0] as $s | ($last[0] // {}) as $l | {
+		step: $st.step, id: $st.id, seed: $st.seed, mechanisms: $st.mechanisms,
+		run: ($run | sub(".*/(?<a>[^/]+/latest)$"; "\(.a)")),
+		params: $s.params, val_loss: $s.val_loss, val_perplexity: $s.val_perplexity,
+		best_perplexity: $s.best_perplexity, train_loss: $s.train_loss,
+		tokens: $s.tokens, wall_s: $s.wall_s, tokens_per_s: $s.tokens_per_s,
+		peak_rss_bytes: $s.peak_rss_bytes,
+		kv_bytes_full: ($st.kv_recipe.full // null),
+		kv_bytes_pruned: ($st.kv_recipe.pruned // null),
+		w_std: ($s.rmlp_w_std_mean // ($l.rmlp_w_std // null | if . then mean else null end)),
+		w_rec: ($s.rmlp_w_rec_mean // ($l.rmlp_w_rec // null | if . then mean else null end)),
+		gate_alpha: ($s.rmlp_gate_alpha_mean // ($l.rmlp_gate_alpha // null | if . then mean else null end)),
+		keep_ratio: (($s.kv_keep_ratio // $l.kv_keep_ratio // null) | if . == null then null else mean end)
+	}' > "$res/$id/row.json" || exit 1
+	rows+=("$res/$id/row.json")
+done < "$res/steps"
+[ ${#rows[@]} -gt 0 ] || { echo "ablation-report: no finished run in $res" >&2; exit 1; }
+
+base=null
+[ -f "$res/baseline.json" ] && base=$(jq -c . "$res/baseline.json")
+jq -s --argjson base "$base" '
+	def mean: add / length;
+	def std: if length < 2 then null else (mean as $m | map(. - $m | . * .) | add / (length - 1) | sqrt) end;
+	. as $runs |
+	(reduce .[] as $r ([]; if index([$r.step]) then . else . + [$r.step] end)) as $order |
+	[$order[] as $s | [$runs[] | select(.step == $s)] | . as $g | .[0] + {
+		seeds: length,
+		val_loss: (map(.val_loss) | mean), val_loss_std: (map(.val_loss) | std),
+		val_perplexity: (map(.val_perplexity) | mean),
+		best_perplexity: (map(.best_perplexity) | mean),
+		train_loss: (map(.train_loss) | mean), tokens_per_s: (map(.tokens_per_s) | mean),
+		peak_rss_bytes: (map(.peak_rss_bytes) | max),
+		w_std: (if .[0].w_std == null then null else map(.w_std) | mean end),
+		w_rec: (if .[0].w_rec == null then null else map(.w_rec) | mean end),
+		gate_alpha: (if .[0].gate_alpha == null then null else map(.gate_alpha) | mean end),
+		keep_ratio: (if .[0].keep_ratio == null then null else map(.keep_ratio) | mean end)
+	} | del(.id, .seed, .run)] as $steps |
+	(if $base != null then $base + {step: "BASELINE", val_loss_std: null}
+	 else $steps[0] + {source: "step \($steps[0].step)"} end) as $b |
+	{
+		baseline: $b,
+		steps: [$steps[] | . + {
+			delta_pct: ((.val_loss / $b.val_loss - 1) * 100),
+			spread_pct: (if .val_loss_std == null then null
+				else ((.val_loss_std * .val_loss_std + (($b.val_loss_std // 0) | . * .)) | sqrt) / $b.val_loss * 100 end)
+		} | . + {beyond_spread: (if .spread_pct == null then null
+				else ((.delta_pct | fabs) > .spread_pct) end)}],
+		runs: $runs
+	}' "${rows[@]}" > "$res/table.json" || exit 1
+
+jq -r '
+	def f(n): if . == null then "" else (. * pow(10; n) | round) / pow(10; n) | tostring end;
+	def mb: if . == null then "" elif . < 1048576 then (. / 1024 | round | tostring) + " KiB"
+		else (. / 1048576 | round | tostring) + " MiB" end;
+	"| step | mechanisms | params | val_loss | val ppl | Δ% vs baseline | beyond spread | best ppl | train loss | tokens/s | peak RSS | KV full | KV pruned | w_std | w_rec | gate_alpha | keep ratio |",
+	"| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+	(.steps[] |
+	 "| \(.step) | \(.mechanisms) | \(.params) | \(.val_loss | f(4))" +
+	 (if .val_loss_std != null then " ± \(.val_loss_std | f(4))" else "" end) +
+	 " | \(.val_perplexity | f(1)) | " +
+	 (if .delta_pct >= 0 then "+" else "" end) + "\(.delta_pct | f(2))%" +
+	 (if .spread_pct != null then " (± \(.spread_pct | f(2))%)" else "" end) + " | " +
+	 (if .beyond_spread == null then "n/a (1 seed)" elif .beyond_spread then "yes" else "no" end) +
+	 " | \(.best_perplexity | f(1)) | \(.train_loss | f(4)) | \(.tokens_per_s | round) | " +
+	 "\(.peak_rss_bytes | mb) | \(.kv_bytes_full | mb) | \(.kv_bytes_pruned | mb) | " +
+	 "\(.w_std | f(4)) | \(.w_rec | f(4)) | \(.gate_alpha | f(4)) | \(.keep_ratio | f(3)) |"),
+	"",
+	"Baseline: \(.baseline.source), val_loss \(.baseline.val_loss | f(4)). KV-cache bytes: the recipe'"'"'s full-size model at its batch of block_size tokens."
+' "$res/table.json" > "$res/table.md" || exit 1
+
+jq -r '
+	["step", "mechanisms", "seeds", "params", "val_loss", "val_loss_std", "val_perplexity",
+	 "delta_pct", "spread_pct", "beyond_spread", "best_perplexity", "train_loss", "tokens_per_s",
+	 "peak_rss_bytes", "kv_bytes_full", "kv_bytes_pruned", "w_std", "w_rec", "gate_alpha",
+	 "keep_ratio"] as $k | ($k | @csv), (.steps[] | [.[$k[]]] | @csv)' "$res/table.json" > "$res/table.csv" || exit 1
+
+# Plots: one data file per run, then gnuplot.
+plots=
+if command -v gnuplot >/dev/null; then
+	mkdir -p "$res/plot"
+	val=() gate=() keep=()
+	while read -r id; do
+		m=$res/$id/latest/metrics.jsonl
+		[ -f "$m" ] || continue
+		jq -r 'select(.type == "eval") | "\(.elapsed_s) \(.tokens) \(.val_loss)"' "$m" > "$res/plot/$id.val"
+		jq -r 'select(.type == "train" and .rmlp_w_std != null) |
+			"\(.tokens) \(.rmlp_w_std | add / length) \(.rmlp_w_rec | add / length)"' "$m" > "$res/plot/$id.gate"
+		jq -r 'select(.type == "train" and .kv_keep_ratio != null) |
+			"\(.tokens) \(.kv_keep_ratio | add / length)"' "$m" > "$res/plot/$id.keep"
+		val+=("'$res/plot/$id.val' using X:3 with linespoints title '$id'")
+		[ -s "$res/plot/$id.gate" ] && gate+=("'$res/plot/$id.gate' using 1:2 with lines title '$id w_std'" \
+			"'$res/plot/$id.gate' using 1:3 with lines dashtype 2 title '$id w_rec'")
+		[ -s "$res/plot/$id.keep" ] && keep+=("'$res/plot/$id.keep' using 1:2 with lines title '$id'")
+	done < "$res/steps"
+	join() { local IFS=,; echo "$*"; }
+	{
+		echo "set terminal pngcairo noenhanced size 900,600; set grid; set key outside right"
+		echo "set output '$res/val_loss_time.png'; set title 'val_loss against wall time'"
+		echo "set xlabel 'seconds'; set ylabel 'val_loss'"
+		echo "plot $(join "${val[@]}" | sed 's/using X:/using 1:/g')"
+		echo "set output '$res/val_loss_tokens.png'; set title 'val_loss against tokens'; set xlabel 'tokens'"
+		echo "plot $(join "${val[@]}" | sed 's/using X:/using 2:/g')"
+		if [ ${#gate[@]} -gt 0 ]; then
+			echo "set output '$res/gates.png'; set title 'R-MLP w_std and w_rec (mean over layers)'"
+			echo "set ylabel 'weight'; plot $(join "${gate[@]}")"
+		fi
+		if [ ${#keep[@]} -gt 0 ]; then
+			echo "set output '$res/keep_ratio.png'; set title 'KV keep ratio (mean over layers)'"
+			echo "set ylabel 'keep ratio'; plot $(join "${keep[@]}")"
+		fi
+	} > "$res/plot/plots.gp"
+	if gnuplot "$res/plot/plots.gp" 2> "$res/plot/gnuplot.log"; then
+		plots=$(cd "$res" && ls val_loss_time.png val_loss_tokens.png gates.png keep_ratio.png 2>/dev/null | tr '\n' ' ')
+	else
+		echo "ablation-report: gnuplot failed (plots skipped): $(tail -3 "$res/plot/gnuplot.log")" >&2
+	fi
+fi
+
+echo
+cat "$res/table.md"
+echo
+echo "ablation: table in $res/table.md, table.json, table.csv${plots:+; plots: $plots}"
