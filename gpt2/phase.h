@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Phase timers of the model (private to gpt2/gpt2.c, included after every
- * other header there).
+ * Phase timers of the model (private to gpt2/gpt2.c and gpt2/optim.c,
+ * included after every other header there).
  *
  * Every kernel called from gpt2.c is wrapped, under its own name, by a
  * macro that reads the monotonic clock before and after the call and adds
