@@ -13,20 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "gpt2/config.h"
-
-#define SPAM_HISTORY	100	/* gradient norms kept for spike detection */
-#define SPAM_MIN_HISTORY 10	/* norms needed before spikes are detected */
-
-/* SPAM's counters and norm history; on disk as is (int32 / float32). */
-struct spam_state {
-	float norms[SPAM_HISTORY];	/* ring of the last finite global norms */
-	int32_t n_norms;		/* entries of norms[] filled, <= SPAM_HISTORY */
-	int32_t head;			/* where the next norm goes */
-	int32_t spikes;			/* spike events (soft resets) so far */
-	int32_t resets;			/* periodic resets so far */
-	int32_t last_spike;		/* step of the last spike, 0 if none */
-	int32_t pad;
-};
+#include "gpt2/spam.h"
 
 struct gpt2_optim {
 	float *m, *v;		/* AdamW moments, num_params each */
@@ -79,5 +66,9 @@ void gpt2_update(struct gpt2 *m, float lr);
  * gradient norm before clipping.
  */
 float gpt2_optim_step(struct gpt2 *m, float lr);
+
+/* The factor AdamW-SPAM's ramp put on the learning rate of the last step
+ * (spam_ramp()); 1 for AdamW and outside a ramp. */
+float optim_lr_factor(const struct gpt2 *m);
 
 #endif /* KGPT_OPTIM_H */

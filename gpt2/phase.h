@@ -73,5 +73,6 @@
 #define sumsq(...)		PHASE_VAL(GPT2_PH_OPTIMIZER, sumsq(__VA_ARGS__))
 #define scale_inplace(...)	PHASE_VOID(GPT2_PH_OPTIMIZER, scale_inplace(__VA_ARGS__))
 #define adamw_update(...)	PHASE_VOID(GPT2_PH_OPTIMIZER, adamw_update(__VA_ARGS__))
+#define adamw_spam_update(...)	PHASE_VAL(GPT2_PH_OPTIMIZER, adamw_spam_update(__VA_ARGS__))
 
 #endif /* KGPT_GPT2_PHASE_H */
