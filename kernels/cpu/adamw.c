@@ -100,7 +100,8 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 /*
  * AdamW-SPAM's update (Huang et al. 2025; gpt2/Kconfig.optimizer): with
  * theta > 0 each gradient element is first clipped to +-sqrt(theta v),
- * v its second moment before this step; then AdamW with AMSGrad, the
+ * v its second moment before this step (not where v is still 0: no
+ * estimate yet); then AdamW with AMSGrad, the
  * denominator from vmax = max(vmax, v) (Reddi et al. 2018):
  *	m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  vmax = max(vmax, v)
  *	p -= lr * (m / (1 - b1^t) / (sqrt(vmax / (1 - b2^t)) + eps) + wd * p)
@@ -120,7 +121,7 @@ size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vm
 	for (size_t i = 0; i < n; i++) {
 		float gi = g[i], mi, vi;
 
-		if (theta > 0) {
+		if (theta > 0 && v[i] > 0) {	/* v = 0: no estimate yet */
 			float lim = sqrtf(theta * v[i]);
 
 			if (gi > lim || gi < -lim) {

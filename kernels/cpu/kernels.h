@@ -107,7 +107,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 		  int t);
 
 /* AdamW-SPAM (Huang et al. 2025): with theta > 0 each g clipped to
- * +-sqrt(theta v) first (v before the step), then AdamW with AMSGrad,
+ * +-sqrt(theta v) first (v before the step; not where v is 0), then AdamW with AMSGrad,
  * the denominator sqrt(vmax / (1-b2^t)) + eps with vmax = max(vmax, v).
  * All float (n). Returns the number of elements clipped. */
 size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vmax,

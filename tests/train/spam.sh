@@ -3,7 +3,7 @@
 #
 # AdamW-SPAM in the trainer: tests/train/spam.config (tiny.config with
 # CONFIG_OPTIMIZER_SELECT_ADAMWSPAM, a reset every 15 steps, a 4-step ramp,
-# spike threshold 1.5) trains 40 steps:
+# spike threshold 0.5, lr 6e-3) trains 40 steps:
 #   - metrics.jsonl counts the periodic resets (1 after step 15, 2 after
 #     step 30), the ramp's LR factor (0.01 at a reset's step), spikes;
 #   - summary.json and the console summary have the counters;
@@ -33,7 +33,7 @@ ok $? "the ramp's LR factor is 0.01 at the reset's step ($f)"
 is "$(field "$(row 19)" spam_lr_factor)" 1 "and 1 again 4 steps later"
 is "$(field "$(row 40)" spam_resets)" 2 "two resets in 40 steps (15, 30)"
 spikes=$(field "$(row 40)" spam_spikes)
-ok "$([ "${spikes:-0}" -ge 1 ]; echo $?)" "spikes are detected and counted ($spikes at threshold 1.5)"
+ok "$([ "${spikes:-0}" -ge 1 ]; echo $?)" "spikes are detected and counted ($spikes at threshold 0.5)"
 last=$(field "$(row 40)" spam_last_spike)
 ok "$([ "${last:-0}" -gt 20 ]; echo $?)" "one of them after step 20 (last at step $last)"
 like "$(cat "$w/out/latest/summary.json" 2>/dev/null)" '"spam_spikes":[[:space:]]*[1-9]' "summary.json has spam_spikes"
