@@ -6,6 +6,8 @@
 # spike threshold 0.5, lr 6e-3) trains 40 steps:
 #   - metrics.jsonl counts the periodic resets (1 after step 15, 2 after
 #     step 30), the ramp's LR factor (0.01 at a reset's step), spikes;
+#   - the training loss goes down (clipping leaves elements without a
+#     second-moment estimate alone);
 #   - summary.json and the console summary have the counters;
 #   - 20 steps + checkpoint + 20 resumed steps (across the reset at 30, and
 #     the spikes after 20) give the same rows and the same model.bin (cmp):
@@ -38,6 +40,10 @@ last=$(field "$(row 40)" spam_last_spike)
 ok "$([ "${last:-0}" -gt 20 ]; echo $?)" "one of them after step 20 (last at step $last)"
 like "$(cat "$w/out/latest/summary.json" 2>/dev/null)" '"spam_spikes":[[:space:]]*[1-9]' "summary.json has spam_spikes"
 like "$RUN_OUT" "AdamW-SPAM +[0-9]+ spikes .*2 periodic resets" "the console summary has the SPAM line"
+l0=$(field "$(row 1)" train_loss)
+l1=$(field "$(row 40)" train_loss)
+awk -v a="$l0" -v b="$l1" 'BEGIN { exit !(b < a - 1) }'
+ok $? "the training loss goes down by more than 1 ($l0 -> $l1)"
 rows "$metrics" > "$w/fresh.rows"
 
 workdir w2
