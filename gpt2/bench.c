@@ -4,9 +4,9 @@
  * steps of the compiled-in configuration on synthetic data and reports
  * them (scripts/bench.sh runs it for each configuration of bench/).
  *
- * A step is the trainer's (train_step() in train_gpt2.c): zero the
+ * A step is the trainer's, gpt2_train_step() (gpt2/step.h): zero the
  * gradients, GPT2_ACCUM forward/backward micro-batches, the gradient norm
- * (and clipping when configured), one AdamW update. The batches are
+ * (and clipping when configured), one optimizer update. The batches are
  * random token ids from a fixed seed, so no data file, vocabulary or run
  * folder is needed and nothing is written except FILE. All memory of the
  * model is touched before the first step, so warm-up steps only warm the
@@ -27,6 +27,7 @@
 #include <omp.h>
 #endif
 
+#include "gpt2/step.h"
 #include "gpt2/train.h"
 #include "kgpt/proc.h"
 #include "kgpt/rng.h"
@@ -54,43 +55,45 @@ static double median(const double *v, int n)
 	return r;
 }
 
-static void random_batch(struct kgpt_rng *rng, int *inputs, int *targets)
+/* The benchmark's batch source for gpt2_train_step(): random token ids
+ * from rng (arg); a skipped micro-batch draws nothing. */
+static int random_batch(void *arg, int *inputs, int *targets)
 {
-	for (int i = 0; i < GPT2_N; i++) {
+	struct kgpt_rng *rng = arg;
+
+	for (int i = 0; inputs && i < GPT2_N; i++) {
 		inputs[i] = (int)kgpt_rng_below(rng, GPT2_V);
 		targets[i] = (int)kgpt_rng_below(rng, GPT2_V);
 	}
+	return 0;
 }
 
-/* One trainer step at the configured peak learning rate (the schedule
- * changes no timing); zeroing the gradients, outside the kernels, is timed
- * into the optimizer phase. Returns the mean loss. */
+/* One trainer step (gpt2_train_step()) at the configured peak learning
+ * rate: the schedule changes no timing. Returns the mean loss. */
 static double bench_step(struct gpt2 *m, struct kgpt_rng *rng, int *inputs,
-			 int *targets, int step, float *norm)
+			 int *targets, float *norm)
 {
-	double loss = 0, t0 = kgpt_now_s();
+	const struct gpt2_batches src = {
+		.next = random_batch, .arg = rng, .inputs = inputs, .targets = targets,
+		.seed = BENCH_SEED,
+	};
+	struct gpt2_step_result r;
 
-	gpt2_zero_grad(m);
-	gpt2_phase_s[GPT2_PH_OPTIMIZER] += kgpt_now_s() - t0;
-	for (int micro = 0; micro < GPT2_ACCUM; micro++) {
-		uint64_t seed = ((uint64_t)BENCH_SEED << 32) ^ ((uint64_t)step * GPT2_ACCUM + micro);
-
-		random_batch(rng, inputs, targets);
-		loss += gpt2_forward_backward(m, inputs, targets, 1.0f / GPT2_ACCUM,
-					      kgpt_splitmix64(&seed));
-	}
-	*norm = gpt2_clip_grad(m, GPT2_CLIP);
-	gpt2_update(m, GPT2_LR);
-	return loss / GPT2_ACCUM;
+	gpt2_train_step(m, &src, GPT2_LR, &r);
+	*norm = r.norm;
+	return r.loss;
 }
 
 /* Touch every page of the model's memory (it is zero already, from
  * calloc()), so that no timed step pays for first-touch page faults. */
 static void prefault(struct gpt2 *m)
 {
+	struct optim_buf ob[OPTIM_MAX_BUFS];
+	int nb = optim_state_bufs(&m->opt, m->num_params, ob);
+
 	memset(m->grads, 0, m->num_params * sizeof(*m->grads));
-	memset(m->m, 0, m->num_params * sizeof(*m->m));
-	memset(m->v, 0, m->num_params * sizeof(*m->v));
+	for (int i = 0; i < nb; i++)
+		memset(ob[i].p, 0, ob[i].bytes);
 	memset(m->acts, 0, m->num_acts * sizeof(*m->acts));
 }
 
@@ -149,7 +152,7 @@ int train_bench(int steps, int warmup, const char *json)
 	       IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? "on" : "off", threads, warmup, steps);
 	fflush(stdout);
 	for (int s = 0; s < warmup; s++) {
-		loss = bench_step(&model, &rng, inputs, targets, s, &norm);
+		loss = bench_step(&model, &rng, inputs, targets, &norm);
 		if (!s)
 			loss0 = loss;	/* loss_first: the loss of the very first step */
 	}
@@ -157,7 +160,7 @@ int train_bench(int steps, int warmup, const char *json)
 	for (int s = 0; s < steps; s++) {
 		double w0 = kgpt_now_s(), c0 = kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 
-		loss = bench_step(&model, &rng, inputs, targets, warmup + s, &norm);
+		loss = bench_step(&model, &rng, inputs, targets, &norm);
 		wall[s] = (kgpt_now_s() - w0) * 1e3;
 		cpu[s] = (kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3;
 		if (!warmup && !s)

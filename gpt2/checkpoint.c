@@ -869,7 +869,8 @@ struct state_header {		/* on disk, 72 bytes */
 	uint64_t num_params;	/* floats in m and in v */
 	uint64_t extra_floats;	/* kgpt's own tensors, floats */
 	uint64_t state_len;	/* trainer state bytes */
-	uint64_t reserved[2];
+	uint64_t optim_bytes;	/* optimizer section after m and v (0: AdamW) */
+	uint64_t reserved;
 };
 
 struct state_trailer {		/* on disk, 8 bytes */
@@ -892,10 +893,11 @@ static uint64_t extra_floats(const struct gpt2 *m)
 	return n;
 }
 
-static uint64_t state_file_size(int nfields, uint64_t extra, uint64_t np, uint64_t len)
+static uint64_t state_file_size(const struct state_header *h)
 {
-	return sizeof(struct state_header) + (uint64_t)nfields * sizeof(struct state_field) +
-	       (extra + 2 * np) * sizeof(float) + len + sizeof(struct state_trailer);
+	return sizeof(struct state_header) + (uint64_t)h->nfields * sizeof(struct state_field) +
+	       (h->extra_floats + 2 * h->num_params) * sizeof(float) + h->optim_bytes +
+	       h->state_len + sizeof(struct state_trailer);
 }
 
 static int write_state(struct wfile *f, const void *arg)
@@ -906,7 +908,8 @@ static int write_state(struct wfile *f, const void *arg)
 	struct state_field sf[FP_MAX];
 	struct state_header h;
 	struct state_trailer tr;
-	int n = fingerprint(m, fp), err;
+	struct optim_buf ob[OPTIM_MAX_BUFS];
+	int n = fingerprint(m, fp), nb, err;
 
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, STATE_MAGIC, 8);
@@ -916,7 +919,8 @@ static int write_state(struct wfile *f, const void *arg)
 	h.num_params = m->num_params;
 	h.extra_floats = extra_floats(m);
 	h.state_len = w->len;
-	h.file_size = state_file_size(n, h.extra_floats, h.num_params, w->len);
+	h.optim_bytes = optim_extra_bytes(m->num_params);
+	h.file_size = state_file_size(&h);
 	memset(sf, 0, sizeof(sf));
 	for (int i = 0; i < n; i++) {
 		memcpy(sf[i].name, fp[i].name, sizeof(sf[i].name));
@@ -927,10 +931,9 @@ static int write_state(struct wfile *f, const void *arg)
 		err = wf_write(f, sf, n * sizeof(sf[0]));
 	for (int t = GPT2_LLMC_TENSORS; t < GPT2_NUM_TENSORS && !err; t++)
 		err = wf_write_reals(f, m->params + m->tensors[t].offset, m->tensors[t].size);
-	if (!err)
-		err = wf_write(f, m->m, m->num_params * sizeof(float));
-	if (!err)
-		err = wf_write(f, m->v, m->num_params * sizeof(float));
+	nb = optim_state_bufs((struct gpt2_optim *)&m->opt, m->num_params, ob);
+	for (int i = 0; i < nb && !err; i++)
+		err = wf_write(f, ob[i].p, ob[i].bytes);
 	if (!err && w->len)
 		err = wf_write(f, w->blob, w->len);
 	if (err)
@@ -951,9 +954,8 @@ static int state_sizes_valid(const struct state_header *h)
 
 	return h->nfields <= FP_FILE_MAX && fs <= (uint64_t)1 << 60 &&
 	       h->state_len <= fs && h->num_params <= fs / 8 &&
-	       h->extra_floats <= fs / 4 &&
-	       fs == state_file_size((int)h->nfields, h->extra_floats,
-				     h->num_params, h->state_len);
+	       h->extra_floats <= fs / 4 && h->optim_bytes <= fs &&
+	       fs == state_file_size(h);
 }
 
 /* Header and fields of state.bin; file size and format checked. */
@@ -1409,8 +1411,9 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 	struct state_header h;
 	struct rfile mf_, sf_;
 	struct manifest mf;
+	struct optim_buf ob[OPTIM_MAX_BUFS];
 	void *blob = NULL;
-	int nf, nfp, err;
+	int nf, nfp, nb, err;
 
 	err = read_done(dir, &mf);
 	if (err)
@@ -1435,6 +1438,13 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 	if (!err && (h.num_params != m->num_params || h.extra_floats != extra_floats(m))) {
 		error("%s: holds %llu parameters, the model has %zu", spath,
 		      (unsigned long long)h.num_params, m->num_params);
+		err = -EINVAL;
+	}
+	if (!err && h.optim_bytes != optim_extra_bytes(m->num_params)) {
+		error("%s: its optimizer section is %llu bytes, this trainer's optimizer (%s) keeps %zu: a checkpoint of another optimizer or kgpt version; resume it with the trainer that wrote it",
+		      spath, (unsigned long long)h.optim_bytes,
+		      IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM) ? "AdamW-SPAM" : "AdamW",
+		      optim_extra_bytes(m->num_params));
 		err = -EINVAL;
 	}
 	if (!err && h.file_size != mf.state_size)
@@ -1465,10 +1475,9 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 	rf_close(&mf_);
 	for (int t = GPT2_LLMC_TENSORS; t < GPT2_NUM_TENSORS && !err; t++)
 		err = rf_read_reals(&sf_, m->params + m->tensors[t].offset, m->tensors[t].size);
-	if (!err)
-		err = rf_read(&sf_, m->m, m->num_params * sizeof(float));
-	if (!err)
-		err = rf_read(&sf_, m->v, m->num_params * sizeof(float));
+	nb = optim_state_bufs(&m->opt, m->num_params, ob);
+	for (int i = 0; i < nb && !err; i++)
+		err = rf_read(&sf_, ob[i].p, ob[i].bytes);
 	if (!err && state_len)
 		err = rf_read(&sf_, blob, state_len);
 	if (!err)

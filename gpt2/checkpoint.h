@@ -21,8 +21,10 @@
  *              fingerprint (every compile-time size and mechanism symbol
  *              as a named field), kgpt's own tensors (lm_head, mixw,
  *              w_std, w_rec, gate_alpha, kv_rho), the AdamW moments m and
- *              v, the step counter and the caller's trainer state (an
- *              opaque blob), closed by a CRC-32C of everything before it.
+ *              v, the optimizer's own section (gpt2/optim.h: empty for
+ *              AdamW, its size in the header), the step counter and the
+ *              caller's trainer state (an opaque blob), closed by a CRC-32C
+ *              of everything before it.
  *   DONE       the completion marker, written last: the size and CRC-32C
  *              of model.bin and state.bin. A directory without it is an
  *              unfinished checkpoint and is never loaded.
@@ -64,7 +66,7 @@
 #define CKPT_STATE_ANY		((size_t)-1)	/* ckpt_load(): any trainer state */
 
 /*
- * Save model m (parameters, AdamW m and v, m->step) and the caller's
+ * Save model m (parameters, optimizer state m->opt, m->step) and the caller's
  * trainer state (state_len bytes at trainer_state; state_len 0 allowed)
  * as run_dir/checkpoints/step_NNNNNN (NNNNNN = m->step, six digits or
  * more), creating checkpoints/ if needed. An existing checkpoint of the
@@ -100,7 +102,7 @@ int ckpt_verify(const char *ckpt_dir);
 
 /*
  * Load checkpoint directory ckpt_dir into m, which gpt2_init() has
- * allocated for the compiled configuration: parameters, AdamW m and v,
+ * allocated for the compiled configuration: parameters, optimizer state,
  * m->step, and the trainer state (state_len bytes, which must equal the
  * length saved). Every header and fingerprint field is checked against
  * the compiled configuration first; a mismatch names the field, the

@@ -18,9 +18,6 @@
 #if defined(KGPT_AMP_BF16)
 #error "CONFIG_GPT2_AMP_DTYPE=\"bf16\": the CPU backend computes in fp32 only. Set it to \"fp32\" (make menuconfig, Backend)."
 #endif
-#if IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM)
-#error "CONFIG_OPTIMIZER_SELECT_ADAMWSPAM=y: AdamW-SPAM is not implemented yet. Choose AdamW (make menuconfig, Optimizer)."
-#endif
 
 /* Model sizes (llm.c's single-letter names in comments). */
 #define GPT2_L		CONFIG_GPT2_N_LAYER	/* L: blocks */

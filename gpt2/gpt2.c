@@ -452,12 +452,6 @@ static void *xcalloc(size_t n, size_t size, const char *what)
 	return p;
 }
 
-/* Frozen tensors: LayerNorm biases of a model configured without biases. */
-static int tensor_frozen(int t)
-{
-	return !GPT2_HAS_BIAS && (t == P_LN1B || t == P_LN2B || t == P_LNFB);
-}
-
 int gpt2_init(struct gpt2 *m, uint64_t seed)
 {
 	memset(m, 0, sizeof(*m));
@@ -467,15 +461,13 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 	m->num_trainable = m->num_params - (size_t)(VP - V) * C *
 			   (1 + (m->tensors[P_LMHEAD].size != 0));
 	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
-		if (tensor_frozen(t))
+		if (gpt2_tensor_frozen(t))
 			m->num_trainable -= m->tensors[t].size;
 	m->params = xcalloc(m->num_params, sizeof(real), "parameters");
 	m->grads = xcalloc(m->num_params, sizeof(real), "gradients");
-	m->m = xcalloc(m->num_params, sizeof(float), "AdamW m");
-	m->v = xcalloc(m->num_params, sizeof(float), "AdamW v");
 	m->num_acts = plan_acts(m, NULL);
 	m->acts = xcalloc(m->num_acts, sizeof(real), "activations");
-	if (!m->params || !m->grads || !m->m || !m->v || !m->acts) {
+	if (!m->params || !m->grads || !m->acts || optim_alloc(&m->opt, m->num_params)) {
 		gpt2_free(m);
 		return -ENOMEM;
 	}
@@ -489,15 +481,14 @@ void gpt2_free(struct gpt2 *m)
 {
 	free(m->params);
 	free(m->grads);
-	free(m->m);
-	free(m->v);
+	optim_free(&m->opt);
 	free(m->acts);
 	memset(m, 0, sizeof(*m));
 }
 
 size_t gpt2_bytes(const struct gpt2 *m)
 {
-	return m->num_params * (2 * sizeof(real) + 2 * sizeof(float)) +
+	return m->num_params * (2 * sizeof(real) + optim_bytes_per_param()) +
 	       m->num_acts * sizeof(real);
 }
 
@@ -791,51 +782,6 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	kv_aux_loss(m, grad_scale);
 	m->training = 0;
 	return mean_loss(m->losses, N);
-}
-
-/* ------------------------------------------------------------------------
- * Optimizer
- */
-
-void gpt2_zero_grad(struct gpt2 *m)
-{
-	memset(m->grads, 0, m->num_params * sizeof(real));
-}
-
-float gpt2_clip_grad(struct gpt2 *m, float clip)
-{
-	float norm;
-
-	/* frozen tensors get no update: their gradients stay out of the norm */
-	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
-		if (m->tensors[t].size && tensor_frozen(t))
-			memset(m->grads + m->tensors[t].offset, 0,
-			       m->tensors[t].size * sizeof(real));
-	norm = (float)sqrt(sumsq(m->grads, m->num_params));
-
-	if (clip > 0.0f && norm > clip)
-		scale_inplace(m->grads, m->num_params, (real)(clip / (norm + 1e-6f)));
-	return norm;
-}
-
-void gpt2_update(struct gpt2 *m, float lr)
-{
-	m->step++;
-	for (int t = 0; t < GPT2_NUM_TENSORS; t++) {
-		const struct gpt2_tensor_info *ti = &m->tensors[t];
-		size_t o = ti->offset;
-
-		if (!ti->size || tensor_frozen(t))
-			continue;
-#ifdef KGPT_F64
-		(void)o;	/* the float64 build is for gradient tests only */
-#else
-		adamw_update(m->params + o, m->grads + o, m->m + o, m->v + o, ti->size, lr,
-			     GPT2_BETA1, GPT2_BETA2, GPT2_EPS, ti->decay ? GPT2_WD : 0.0f,
-			     m->step);
-#endif
-	}
-	gpt2_clamp_params(m);
 }
 
 double gpt2_flops_per_token(void)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "gpt2/config.h"
 #include "kgpt/real.h"
+#include "gpt2/optim.h"
 #include "ra/kvprune.h"
 #include "ra/rmlp.h"
 
@@ -59,7 +60,7 @@ struct gpt2 {
 	struct gpt2_tensor_info tensors[GPT2_NUM_TENSORS];
 	real *params;		/* num_params */
 	real *grads;		/* num_params */
-	float *m, *v;		/* AdamW moments, num_params */
+	struct gpt2_optim opt;	/* optimizer state (gpt2/optim.h) */
 	size_t num_params;	/* all, including the padded vocabulary rows */
 	size_t num_trainable;	/* excluding padded rows (the reported count) */
 
@@ -74,7 +75,7 @@ struct gpt2 {
 	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
 	int lm_chunk;
 
-	int step;		/* optimizer steps taken (AdamW t) */
+	int step;		/* optimizer steps taken (AdamW t; gpt2_update() counts) */
 	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */
 	int training;		/* the forward in progress is a training one */
 	int kv_full;		/* KV pruning: 1 = gpt2_forward() attends over
@@ -85,6 +86,13 @@ struct gpt2 {
 static inline real *gpt2_param(struct gpt2 *m, enum gpt2_tensor t)
 {
 	return m->params + m->tensors[t].offset;
+}
+
+/* Frozen tensors: the LayerNorm biases of a model configured without
+ * biases. They stay 0: no gradient, no update. */
+static inline int gpt2_tensor_frozen(int t)
+{
+	return !GPT2_HAS_BIAS && (t == P_LN1B || t == P_LN2B || t == P_LNFB);
 }
 
 static inline real *gpt2_grad(struct gpt2 *m, enum gpt2_tensor t)
@@ -248,13 +256,6 @@ size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only);
  */
 int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits);
 
-void gpt2_zero_grad(struct gpt2 *m);
-/* Global L2 norm of the gradients; if clip > 0 and it is larger, scale the
- * gradients down to norm clip. Returns the norm before clipping. */
-float gpt2_clip_grad(struct gpt2 *m, float clip);
-/* One AdamW step with learning rate lr (weight decay on 2-D weights),
- * then gpt2_clamp_params(). */
-void gpt2_update(struct gpt2 *m, float lr);
 /* Put parameters that have a valid range back into it: KV pruning's
  * learned rho into [recency / block_size, 1] (kvprune_clamp_rho()).
  * Nothing to do in other configurations. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Phase timers of the model (private to gpt2/gpt2.c, included after every
- * other header there).
+ * Phase timers of the model (private to gpt2/gpt2.c and gpt2/optim.c,
+ * included after every other header there).
  *
  * Every kernel called from gpt2.c is wrapped, under its own name, by a
  * macro that reads the monotonic clock before and after the call and adds
@@ -73,5 +73,6 @@
 #define sumsq(...)		PHASE_VAL(GPT2_PH_OPTIMIZER, sumsq(__VA_ARGS__))
 #define scale_inplace(...)	PHASE_VOID(GPT2_PH_OPTIMIZER, scale_inplace(__VA_ARGS__))
 #define adamw_update(...)	PHASE_VOID(GPT2_PH_OPTIMIZER, adamw_update(__VA_ARGS__))
+#define adamw_spam_update(...)	PHASE_VAL(GPT2_PH_OPTIMIZER, adamw_spam_update(__VA_ARGS__))
 
 #endif /* KGPT_GPT2_PHASE_H */

@@ -240,6 +240,30 @@ static inline void kv_print_summary(struct train *tr) { }
 #endif
 
 /* ------------------------------------------------------------------------
+ * AdamW-SPAM (gpt2/optim.h): its counters, the LR factor of its ramp
+ */
+
+static void spam_add_json(struct train *tr, cJSON *obj)
+{
+	const struct spam_state *s = &tr->model.opt.spam;
+
+	cJSON_AddNumberToObject(obj, "spam_spikes", s->spikes);
+	cJSON_AddNumberToObject(obj, "spam_resets", s->resets);
+	cJSON_AddNumberToObject(obj, "spam_last_spike", s->last_spike);
+	cJSON_AddNumberToObject(obj, "spam_clipped", (double)s->clipped);
+	cJSON_AddNumberToObject(obj, "spam_lr_factor", optim_lr_factor(&tr->model));
+}
+
+static void spam_print_summary(struct train *tr)
+{
+	const struct spam_state *s = &tr->model.opt.spam;
+
+	printf("  AdamW-SPAM      %d spikes (soft resets, last at step %d), %d periodic resets, "
+	       "%lld gradient elements clipped\n", s->spikes, s->last_spike, s->resets,
+	       (long long)s->clipped);
+}
+
+/* ------------------------------------------------------------------------
  * The hooks of gpt2/train.h
  */
 
@@ -260,6 +284,8 @@ void train_log_mechanisms(struct train *tr, cJSON *line)
 		rmlp_add_json(tr, line, 0);
 	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
 		kv_add_json(tr, line, 0);
+	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
+		spam_add_json(tr, line);
 }
 
 void train_summary_mechanisms(struct train *tr, cJSON *summary)
@@ -268,6 +294,8 @@ void train_summary_mechanisms(struct train *tr, cJSON *summary)
 		rmlp_add_json(tr, summary, 1);
 	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
 		kv_add_json(tr, summary, 1);
+	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
+		spam_add_json(tr, summary);
 }
 
 void train_print_mechanisms(struct train *tr)
@@ -276,4 +304,6 @@ void train_print_mechanisms(struct train *tr)
 		rmlp_print_summary(tr);
 	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
 		kv_print_summary(tr);
+	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
+		spam_print_summary(tr);
 }

@@ -44,6 +44,7 @@
 #include "gpt2/checkpoint.h"
 #include "gpt2/dataloader.h"
 #include "gpt2/dist.h"
+#include "gpt2/step.h"
 #include "gpt2/tokenizer.h"
 #include "gpt2/train.h"
 #include "kgpt/proc.h"
@@ -908,13 +909,15 @@ static int check_ranks(struct train *tr)
 
 /*
  * Data parallel: every rank starts from rank 0's state, the initial
- * parameters of a new run or a resumed checkpoint (parameters, AdamW
- * moments, counters, data position). Returns 0 or a negative errno, the
+ * parameters of a new run or a resumed checkpoint (parameters, optimizer
+ * state, counters, data position). Returns 0 or a negative errno, the
  * same on every rank.
  */
 static int share_start(struct train *tr)
 {
 	struct gpt2 *m = &tr->model;
+	struct optim_buf ob[OPTIM_MAX_BUFS];
+	int nb = optim_state_bufs(&m->opt, m->num_params, ob);
 	struct train_state st;
 	int rc = 0;
 
@@ -924,8 +927,8 @@ static int share_start(struct train *tr)
 		train_state_get(tr, &st);
 	dist_bcast(&st, sizeof(st));
 	dist_bcast(m->params, m->num_params * sizeof(*m->params));
-	dist_bcast(m->m, m->num_params * sizeof(*m->m));
-	dist_bcast(m->v, m->num_params * sizeof(*m->v));
+	for (int i = 0; i < nb; i++)
+		dist_bcast(ob[i].p, ob[i].bytes);
 	dist_bcast(&m->step, sizeof(m->step));
 	if (!dist_is_root()) {
 		train_state_set(tr, &st);
@@ -998,50 +1001,35 @@ static void print_header(struct train *tr)
 	train_print_mechanism_header(tr);
 }
 
+/* The trainer's batch source for gpt2_train_step(): its training loader. */
+static int next_batch(void *arg, int *inputs, int *targets)
+{
+	return dataloader_next(arg, inputs, targets);
+}
+
 /*
  * One optimizer step over GPT2_ACCUM * N micro-batches, N data-parallel
- * ranks (1 without CONFIG_DISTRIBUTED): micro-batch j (its batch and
- * dropout seed) is rank j mod N's, the others' are skipped unread, and
- * the gradients are summed over the ranks before clipping, so every rank
- * takes the same step as one process at accumulation GPT2_ACCUM * N.
- * Returns the mean loss; NAN with data_failed set on every rank when any
- * rank could not read its data.
+ * ranks (gpt2_train_step(): micro-batch j is rank j mod N's, gradients
+ * summed before clipping). Returns the mean loss; NAN with data_failed
+ * set on every rank when any rank could not read its data.
  */
 static float train_step(struct train *tr, float lr, float *norm)
 {
-	const int n = GPT2_ACCUM * dist_size();
-	double acc[2] = { 0.0, 0.0 };	/* loss sum, ranks whose data failed */
+	const struct gpt2_batches src = {
+		.next = next_batch, .arg = &tr->train,
+		.inputs = tr->inputs, .targets = tr->targets, .seed = CONFIG_SEED,
+	};
+	struct gpt2_step_result r;
 
-	*norm = NAN;
-	gpt2_zero_grad(&tr->model);
-	for (int j = 0; j < n; j++) {
-		uint64_t seed = ((uint64_t)CONFIG_SEED << 32) ^ ((uint64_t)tr->step * n + j);
-		int mine = j % dist_size() == dist_rank();
-
-		if (dataloader_next(&tr->train, mine ? tr->inputs : NULL,
-				    mine ? tr->targets : NULL)) {
-			acc[1] = 1;
-			break;
-		}
-		if (mine)
-			acc[0] += gpt2_forward_backward(&tr->model, tr->inputs, tr->targets,
-							1.0f / n, kgpt_splitmix64(&seed));
-	}
+	gpt2_train_step(&tr->model, &src, lr, &r);
 	if (dist_size() > 1) {
-		double t = kgpt_now_s();
-
-		dist_sum_reals(tr->model.grads, tr->model.num_params);
-		dist_sum_doubles(acc, 2);
-		tr->allreduce_s += kgpt_now_s() - t;
+		tr->allreduce_s += r.allreduce_s;
 		tr->allreduce_steps++;
 	}
-	if (acc[1] > 0) {
+	*norm = r.norm;
+	if (r.data_failed)
 		data_failed = 1;
-		return NAN;
-	}
-	*norm = gpt2_clip_grad(&tr->model, GPT2_CLIP);
-	gpt2_update(&tr->model, lr);
-	return (float)(acc[0] / n);
+	return r.loss;
 }
 
 /*

@@ -96,3 +96,46 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 		adamw_scalar(p, g, m, v, i0, i1, &k);
 	}
 }
+
+/*
+ * AdamW-SPAM's update (Huang et al. 2025; gpt2/Kconfig.optimizer): with
+ * theta > 0 each gradient element is first clipped to +-sqrt(theta v),
+ * v its second moment before this step (not where v is still 0: no
+ * estimate yet); then AdamW with AMSGrad, the
+ * denominator from vmax = max(vmax, v) (Reddi et al. 2018):
+ *	m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  vmax = max(vmax, v)
+ *	p -= lr * (m / (1 - b1^t) / (sqrt(vmax / (1 - b2^t)) + eps) + wd * p)
+ * p, g, m, v, vmax: float (n); t >= 1. Returns the number of elements
+ * clipped. Scalar: the clip and the max make it branchy, and SPAM's cost
+ * is measured in `make bench`.
+ */
+size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vmax,
+			 size_t n, float lr, float beta1, float beta2, float eps, float wd,
+			 int t, float theta)
+{
+	const float c1 = (float)(1 / (1 - pow(beta1, t)));
+	const float c2 = (float)(1 / (1 - pow(beta2, t)));
+	size_t clipped = 0;
+
+#pragma omp parallel for reduction(+:clipped) if (n >= KPAR_MIN)
+	for (size_t i = 0; i < n; i++) {
+		float gi = g[i], mi, vi;
+
+		if (theta > 0 && v[i] > 0) {	/* v = 0: no estimate yet */
+			float lim = sqrtf(theta * v[i]);
+
+			if (gi > lim || gi < -lim) {
+				gi = gi > 0 ? lim : -lim;
+				clipped++;
+			}
+		}
+		mi = beta1 * m[i] + (1 - beta1) * gi;
+		vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+		m[i] = mi;
+		v[i] = vi;
+		if (vi > vmax[i])
+			vmax[i] = vi;
+		p[i] -= lr * (mi * c1 / (sqrtf(vmax[i] * c2) + eps) + wd * p[i]);
+	}
+	return clipped;
+}

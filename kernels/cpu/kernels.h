@@ -106,6 +106,14 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 		  float lr, float beta1, float beta2, float eps, float wd,
 		  int t);
 
+/* AdamW-SPAM (Huang et al. 2025): with theta > 0 each g clipped to
+ * +-sqrt(theta v) first (v before the step; not where v is 0), then AdamW with AMSGrad,
+ * the denominator sqrt(vmax / (1-b2^t)) + eps with vmax = max(vmax, v).
+ * All float (n). Returns the number of elements clipped. */
+size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vmax,
+			 size_t n, float lr, float beta1, float beta2, float eps, float wd,
+			 int t, float theta);
+
 /* Sum of squares of g (n), accumulated in double. */
 double sumsq(const real *g, size_t n);
 /* x *= s, (n). */

@@ -45,8 +45,8 @@ static void fill_random(struct gpt2 *m, uint64_t seed)
 	kgpt_rng_seed(&rng, seed);
 	for (size_t i = 0; i < m->num_params; i++) {
 		m->params[i] = (real)kgpt_rng_normal(&rng);
-		m->m[i] = kgpt_rng_normal(&rng);
-		m->v[i] = kgpt_rng_uniform(&rng);
+		m->opt.m[i] = kgpt_rng_normal(&rng);
+		m->opt.v[i] = kgpt_rng_uniform(&rng);
 	}
 	/* a tensor the configuration does not have stays absent */
 }
@@ -55,8 +55,8 @@ static int same_model(const struct gpt2 *x, const struct gpt2 *y)
 {
 	return x->step == y->step &&
 	       !memcmp(x->params, y->params, x->num_params * sizeof(real)) &&
-	       !memcmp(x->m, y->m, x->num_params * sizeof(float)) &&
-	       !memcmp(x->v, y->v, x->num_params * sizeof(float));
+	       !memcmp(x->opt.m, y->opt.m, x->num_params * sizeof(float)) &&
+	       !memcmp(x->opt.v, y->opt.v, x->num_params * sizeof(float));
 }
 
 /* A path (PATHLEN bytes) from fmt. */
@@ -279,7 +279,7 @@ static void test_llmc(const char *run)
 		ok(!memcmp(gpt2_param(&b, P_LMHEAD), gpt2_param(&b, P_WTE),
 			   b.tensors[P_WTE].size * sizeof(real)),
 		   "the untied lm_head starts as a copy of wte");
-	ok(b.step == 0 && b.m[0] == 0.0f && b.v[b.num_params - 1] == 0.0f,
+	ok(b.step == 0 && b.opt.m[0] == 0.0f && b.opt.v[b.num_params - 1] == 0.0f,
 	   "parameters only: step and AdamW moments untouched");
 }
 

@@ -50,7 +50,7 @@ int main(void)
 	step(&a, 12);
 	step(&b, 12);
 	ok(!memcmp(a.params, b.params, a.num_params * sizeof(real)) &&
-	   !memcmp(a.m, b.m, a.num_params * sizeof(float)),
+	   !memcmp(a.opt.m, b.opt.m, a.num_params * sizeof(float)),
 	   "an evaluation between training steps leaves parameters and moments bit-identical");
 
 	first = step(&a, 13);
