@@ -258,6 +258,14 @@ for ((j = 0; j < n; j++)); do
 		printf '# the ablation driver: run folder and seed of %s\n' "$id"
 		printf 'CONFIG_OUTPUT_DIR="%s"\n' "$dir"
 		[ "$seed" = 1 ] || printf 'CONFIG_SEED=%d\n' $((seed0 + seed - 1))
+		# W&B: each step a run named after it, grouped per ablation,
+		# unless the recipe names them itself
+		if [ "$(cfg "$config" ENABLE_WANDB)" = y ]; then
+			[ -n "$(cfg "$config" WANDB_RUN_NAME)" ] ||
+				printf 'CONFIG_WANDB_RUN_NAME="%s-%s"\n' "$recipe" "$id"
+			[ -n "$(cfg "$config" WANDB_RUN_GROUP)" ] ||
+				printf 'CONFIG_WANDB_RUN_GROUP="%s-ablation"\n' "$recipe"
+		fi
 	} > "$dir/step.config"
 	t0=$SECONDS
 	say "step $((j + 1)) of $n: build $id (${steps_dir#$srctree/}/$step) in ${obj#$srctree/}"
