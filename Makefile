@@ -509,7 +509,7 @@ help:
 	@echo ''
 	@echo 'Tests:'
 	@echo '  check             - The whole test suite (unit, kconfig, model, trainer, ablation,'
-	@echo '                      asan, fuzz)'
+	@echo '                      wandb, asan, fuzz)'
 	@echo '  check-asan        - Unit tests and one model'"'"'s tests under AddressSanitizer'
 	@echo '                      and UndefinedBehaviorSanitizer (build/asan)'
 	@echo '  check-fuzz        - libFuzzer targets (tokenizer, shard, checkpoint readers;'
