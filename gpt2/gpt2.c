@@ -56,130 +56,6 @@ static uint64_t site_seed(uint64_t seed, int l, int site)
 	return kgpt_splitmix64(&x);
 }
 
-/*
- * KV-cache pruning (ra/kvprune.h, docs/kv-pruning.md): every layer's
- * attention keeps at most k keys/values per (sequence, head), with the
- * same rule in training, evaluation and generation. Hard rule with
- * k = CONFIG_KV_PRUNE_K; with CONFIG_KV_PRUNE_LEARNED, training runs the
- * soft relaxation with the layer's keep ratio rho (P_KV_RHO, which gets
- * d loss / d rho from the attention backward plus lambda / L from the
- * loss term lambda * mean(rho)), evaluation the hard rule with
- * k = kvprune_rho_to_k(rho). Without KV pruning only the stubs remain.
- */
-#if IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
-#define KV_MODE	(IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ? KVPRUNE_V_ONLY : KVPRUNE_KV)
-#define KV_REC	CONFIG_KV_PRUNE_RECENCY
-
-/* Pruning of layer l; soft selects the learned relaxation (training). */
-static struct kvprune_cfg kv_cfg(const struct gpt2 *m, int l, int soft)
-{
-	struct kvprune_cfg c = {
-		.mode = KV_MODE, .k = gpt2_kv_budget(m, l), .recency = KV_REC,
-		.block_size = GPT2_MAXT, .k_max = GPT2_MAXT, .tau = KVPRUNE_TAU_DEFAULT,
-	};
-
-	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) && soft) {
-		c.soft = 1;
-		c.rho = m->params[m->tensors[P_KV_RHO].offset + l];
-	}
-	return c;
-}
-
-/* The pruned kernels allocate their scratch per call: on failure say so
- * and poison the result (forward: the loss; backward: the gradients and
- * so their norm) with NaN, which stops the trainer. */
-static void kv_failed(real *x, size_t n, int err, int l, const char *what)
-{
-	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
-		strerror(-err));
-	for (size_t i = 0; i < n; i++)
-		x[i] = NAN;
-}
-
-static void kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
-{
-	struct gpt2_layer_acts *a = &m->layer[l];
-	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
-	int err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
-					    C, NH, p, seed, &cfg);
-
-	if (err)
-		kv_failed(a->atty, (size_t)B * T * C, err, l, "forward");
-}
-
-static void kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
-{
-	struct gpt2_layer_acts *a = &m->layer[l];
-	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
-	real *drho = cfg.soft ? gpt2_grad(m, P_KV_RHO) + l : NULL;
-	int err = kvprune_attention_backward(m->dqkv, drho, m->datty, a->qkv, a->atty,
-					     a->att_lse, a->kv_evict, B, T, C, NH, p, seed,
-					     &cfg);
-
-	if (err)
-		kv_failed(m->dqkv, (size_t)B * T * 3 * C, err, l, "backward");
-}
-#else
-#define KV_MODE	KVPRUNE_KV
-#define KV_REC	1	/* the generation cache never evicts */
-static inline void kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p,
-				   uint64_t seed) { }
-static inline void kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p,
-				    uint64_t seed) { }
-#endif
-
-/* lambda * mean(rho) of the learned KV budget: m->kv_aux_loss, and
- * grad_scale * lambda / L into every rho's gradient. */
-static void kv_aux_loss(struct gpt2 *m, float grad_scale)
-{
-#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-	const real lambda = (real)CONFIG_KV_PRUNE_LAMBDA_F;
-	const real *rho = gpt2_param(m, P_KV_RHO);
-	real *drho = gpt2_grad(m, P_KV_RHO);
-	double sum = 0;
-
-	for (int l = 0; l < L; l++) {
-		sum += rho[l];
-		drho[l] += (real)grad_scale * lambda / L;
-	}
-	m->kv_aux_loss = (real)(lambda * sum / L);
-#endif
-}
-
-/* Learned KV budget: every layer's rho = CONFIG_KV_PRUNE_INIT_RATIO,
- * clamped to its valid range. */
-static void kv_init_rho(struct gpt2 *m)
-{
-#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-	real *rho = gpt2_param(m, P_KV_RHO);
-
-	for (int l = 0; l < L; l++)
-		rho[l] = (real)CONFIG_KV_PRUNE_INIT_RATIO_F;
-	gpt2_clamp_params(m);
-#endif
-}
-
-int gpt2_kv_budget(const struct gpt2 *m, int l)
-{
-#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-	return kvprune_rho_to_k(m->params[m->tensors[P_KV_RHO].offset + l], KV_REC, GPT2_MAXT);
-#elif IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
-	return CONFIG_KV_PRUNE_K;
-#else
-	return GPT2_MAXT;
-#endif
-}
-
-void gpt2_clamp_params(struct gpt2 *m)
-{
-#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-	real *rho = gpt2_param(m, P_KV_RHO);
-
-	for (int l = 0; l < L; l++)
-		rho[l] = kvprune_clamp_rho(rho[l], KV_REC, GPT2_MAXT);
-#endif
-}
-
 /* (B,T) attention of layer l: qkv -> atty, saving what backward needs.
  * KV pruning: pruned, except in an evaluation with m->kv_full. */
 static void attn_forward(struct gpt2 *m, int l, int B, int T, float p,
@@ -187,10 +63,8 @@ static void attn_forward(struct gpt2 *m, int l, int B, int T, float p,
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 
-	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE) && (m->training || !m->kv_full)) {
-		kv_attn_forward(m, l, B, T, p, seed);
+	if (gpt2_kv_attn_forward(m, l, B, T, p, seed))
 		return;
-	}
 	attention_forward(a->atty, a->att_lse, a->qkv, B, T, C, NH, p, seed);
 }
 
@@ -201,10 +75,8 @@ static void attn_backward(struct gpt2 *m, int l, int B, int T, float p,
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 
-	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE)) {
-		kv_attn_backward(m, l, B, T, p, seed);
+	if (gpt2_kv_attn_backward(m, l, B, T, p, seed))
 		return;
-	}
 	attention_backward(m->dqkv, m->datty, a->qkv, a->atty, a->att_lse, B,
 			   T, C, NH, p, seed);
 }
@@ -222,13 +94,8 @@ static void mlp_forward(struct gpt2 *m, int l, real *out, int N)
 	const real *fcb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCB) + (size_t)l * DFF : NULL;
 	const real *fcpb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCPROJB) + (size_t)l * C : NULL;
 
-	if (IS_ENABLED(CONFIG_RMLP)) {
-		struct rmlp_dims d = gpt2_rmlp_dims(l);
-		struct rmlp_params rp = gpt2_rmlp_params(m, l);
-
-		rmlp_forward(out, a->mlp_saved, m->dh, a->ln2, &rp, &d, N);
+	if (gpt2_rmlp_forward(m, l, out, N))
 		return;
-	}
 	matmul_forward(a->fch, a->ln2, gpt2_param(m, P_FCW) + (size_t)l * DFF * C, fcb,
 		       N, C, DFF);
 	gelu_forward(m->dh, a->fch, (size_t)N * DFF);
@@ -245,15 +112,8 @@ static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 	real *dfcb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCB) + (size_t)l * DFF : NULL;
 	real *dfcpb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCPROJB) + (size_t)l * C : NULL;
 
-	if (IS_ENABLED(CONFIG_RMLP)) {
-		struct rmlp_dims d = gpt2_rmlp_dims(l);
-		struct rmlp_params rp = gpt2_rmlp_params(m, l);
-		struct rmlp_grads rg = gpt2_rmlp_grads(m, l);
-
-		memset(m->dln, 0, (size_t)N * C * sizeof(real));
-		rmlp_backward(m->dln, &rg, m->dh, dout, a->ln2, a->mlp_saved, &rp, &d, N);
+	if (gpt2_rmlp_backward(m, l, dout, N))
 		return;
-	}
 	gelu_forward(h, a->fch, nd);	/* recompute instead of storing */
 	memset(dh, 0, nd * sizeof(real));
 	matmul_backward(dh, gpt2_grad(m, P_FCPROJW) + (size_t)l * C * DFF, dfcpb, dout, h,
@@ -268,6 +128,13 @@ static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 /* ------------------------------------------------------------------------
  * Parameters
  */
+
+/* Keep every constrained parameter in its domain after an update (the
+ * optimizer calls this last): the mechanisms' clamps, see ra/. */
+void gpt2_clamp_params(struct gpt2 *m)
+{
+	gpt2_kv_clamp(m);
+}
 
 static void fill_tensor_table(struct gpt2_tensor_info *t)
 {
@@ -324,23 +191,6 @@ static void init_const(real *p, size_t n, real v)
 		p[i] = v;
 }
 
-/*
- * R-MLP tensors of every layer: mixers = identity, w_std = D_std / D_ff,
- * w_rec = R_l / D_ff, gate_alpha = 0.1 (rmlp_from_baseline()). No random
- * draws, so every other tensor equals that of a GPT-2 model of the same
- * seed, and a fresh R-MLP is exactly what --init-from makes of a baseline
- * checkpoint (ckpt_load_llmc() keeps these tensors as they are).
- */
-static void init_rmlp(struct gpt2 *m)
-{
-	for (int l = 0; l < L; l++) {
-		struct rmlp_dims d = gpt2_rmlp_dims(l);
-		struct rmlp_grads p = gpt2_rmlp_slices(m, m->params, l);
-
-		rmlp_from_baseline(p.mixw, p.w_std, p.w_rec, p.gate_alpha, &d);
-	}
-}
-
 static void init_params(struct gpt2 *m, uint64_t seed)
 {
 	struct kgpt_rng rng;
@@ -360,9 +210,8 @@ static void init_params(struct gpt2 *m, uint64_t seed)
 	init_const(gpt2_param(m, P_LNFW), C, 1);
 	if (m->tensors[P_LMHEAD].size)
 		init_normal(gpt2_param(m, P_LMHEAD), (size_t)V * C, std, &rng);
-	if (IS_ENABLED(CONFIG_RMLP))
-		init_rmlp(m);
-	kv_init_rho(m);
+	gpt2_rmlp_init(m);
+	gpt2_kv_init(m);
 }
 
 /* ------------------------------------------------------------------------
@@ -628,10 +477,7 @@ int gpt2_gen_init(struct gpt2_gen *g, const struct gpt2 *m)
 	memset(g, 0, sizeof(*g));
 	for (int l = 0; l < L; l++) {
 		/* without pruning: a budget k above block_size, nothing evicted */
-		struct kvprune_cfg cfg = {
-			.mode = KV_MODE, .recency = KV_REC,
-			.k = IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? gpt2_kv_budget(m, l) : GPT2_MAXT + 1,
-		};
+		struct kvprune_cfg cfg = gpt2_kv_gen_cfg(m, l);
 		int err = kv_cache_init(&g->cache[l], NH, C, GPT2_MAXT, &cfg);
 		if (err) {
 			gpt2_gen_free(g);
@@ -779,7 +625,7 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	if (p > 0.0f)
 		dropout_backward(m->dres, nc, p, site_seed(seed, L, 0));
 	encoder_backward(gpt2_grad(m, P_WTE), gpt2_grad(m, P_WPE), m->dres, m->inputs, B, T, C);
-	kv_aux_loss(m, grad_scale);
+	gpt2_kv_aux_loss(m, grad_scale);
 	m->training = 0;
 	return mean_loss(m->losses, N);
 }

@@ -18,7 +18,6 @@
 #include "kgpt/real.h"
 #include "gpt2/optim.h"
 #include "ra/kvprune.h"
-#include "ra/rmlp.h"
 
 enum gpt2_tensor {
 	/* llm.c's 16 tensors, in its order (checkpoint format 20240326) */
@@ -100,82 +99,6 @@ static inline real *gpt2_grad(struct gpt2 *m, enum gpt2_tensor t)
 	return m->grads + m->tensors[t].offset;
 }
 
-/*
- * The R-MLP of layer l (ra/rmlp.h, docs/r-mlp.md): compile-time sizes and
- * the layer's slices of the parameters or gradients. R_l is
- * CONFIG_RMLP_R_FF or the entry of CONFIG_RMLP_R_FF_PER_LAYER; P_MIXW holds
- * the layers' (R_l, R_l) mixers one after the other. Without CONFIG_RMLP
- * nothing calls these and nothing of them is compiled in.
- */
-static inline int gpt2_rmlp_rff(int l)
-{
-	static const int r_ff[GPT2_L] = GPT2_RMLP_R_LIST;
-
-	return r_ff[l];
-}
-
-static inline struct rmlp_dims gpt2_rmlp_dims(int l)
-{
-	struct rmlp_dims d = {
-		.C = GPT2_C,
-		.D_std = GPT2_DFF - gpt2_rmlp_rff(l),
-		.R = gpt2_rmlp_rff(l),
-		.use_mixer = IS_ENABLED(CONFIG_RMLP_USE_MIXER),
-		.use_gates = IS_ENABLED(CONFIG_RMLP_USE_GATES),
-	};
-
-	return d;
-}
-
-/* Elements of P_MIXW before layer l's mixer: sum of R_k^2 over k < l. */
-static inline size_t gpt2_rmlp_mix_offset(int l)
-{
-	size_t off = 0;
-
-	for (int k = 0; k < l; k++)
-		off += (size_t)gpt2_rmlp_rff(k) * gpt2_rmlp_rff(k);
-	return off;
-}
-
-/* Layer l's R-MLP tensors in base (m->params or m->grads); NULL for the
- * tensors this configuration does not have (biases, mixer, gate). */
-static inline struct rmlp_grads gpt2_rmlp_slices(const struct gpt2 *m, real *base, int l)
-{
-	const struct gpt2_tensor_info *t = m->tensors;
-	const size_t dff = GPT2_DFF, c = GPT2_C, ll = (size_t)l;
-	struct rmlp_grads s = {
-		.fcw = base + t[P_FCW].offset + ll * dff * c,
-		.fcb = GPT2_HAS_BIAS ? base + t[P_FCB].offset + ll * dff : NULL,
-		.mixw = IS_ENABLED(CONFIG_RMLP_USE_MIXER) ?
-			base + t[P_MIXW].offset + gpt2_rmlp_mix_offset(l) : NULL,
-		.fcprojw = base + t[P_FCPROJW].offset + ll * c * dff,
-		.fcprojb = GPT2_HAS_BIAS ? base + t[P_FCPROJB].offset + ll * c : NULL,
-		.w_std = base + t[P_W_STD].offset + ll,
-		.w_rec = base + t[P_W_REC].offset + ll,
-		.gate_alpha = IS_ENABLED(CONFIG_RMLP_USE_GATES) ?
-			      base + t[P_GATE_ALPHA].offset + ll : NULL,
-	};
-
-	return s;
-}
-
-static inline struct rmlp_params gpt2_rmlp_params(const struct gpt2 *m, int l)
-{
-	struct rmlp_grads s = gpt2_rmlp_slices(m, m->params, l);
-	struct rmlp_params p = {
-		.fcw = s.fcw, .fcb = s.fcb, .mixw = s.mixw, .fcprojw = s.fcprojw,
-		.fcprojb = s.fcprojb, .w_std = s.w_std, .w_rec = s.w_rec,
-		.gate_alpha = s.gate_alpha,
-	};
-
-	return p;
-}
-
-static inline struct rmlp_grads gpt2_rmlp_grads(const struct gpt2 *m, int l)
-{
-	return gpt2_rmlp_slices(m, m->grads, l);
-}
-
 /* Allocate everything and initialise as GPT-2 does: weights N(0, 0.02),
  * residual output projections N(0, 0.02/sqrt(2 n_layer)), biases 0,
  * LayerNorm gains 1, R-MLP gates at geometric init, padded vocabulary rows
@@ -215,13 +138,6 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs,
 /* Logits (Vp) of row `row` of the last gpt2_forward() without targets. */
 void gpt2_logits(struct gpt2 *m, int row, float *logits);
 
-/*
- * KV-cache budget of layer l in evaluation and generation, in tokens per
- * (sequence, head): CONFIG_KV_PRUNE_K, with CONFIG_KV_PRUNE_LEARNED
- * kvprune_rho_to_k() of the layer's learned rho; without KV pruning
- * GPT2_MAXT (nothing is evicted).
- */
-int gpt2_kv_budget(const struct gpt2 *m, int l);
 
 /*
  * Incremental generation of one sequence: one KV cache per layer
@@ -285,5 +201,9 @@ enum gpt2_phase {
 };
 extern double gpt2_phase_s[GPT2_NUM_PHASES];
 extern const char *const gpt2_phase_name[GPT2_NUM_PHASES];
+
+/* The mechanisms of ra/: their hooks, inline no-ops when they are off. */
+#include "ra/rmlp_gpt2.h"
+#include "ra/kvprune_gpt2.h"
 
 #endif /* KGPT_GPT2_H */

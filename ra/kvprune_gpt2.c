@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * KV-cache pruning in the GPT-2 model (ra/kvprune_gpt2.h): every layer's
+ * attention keeps at most k keys/values per (sequence, head), with the
+ * same rule in training, evaluation and generation (docs/kv-pruning.md).
+ * Compiled only with CONFIG_KV_CACHE_PRUNE.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpt2/gpt2.h"
+
+#define L	GPT2_L
+#define KV_MODE	(IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ? KVPRUNE_V_ONLY : KVPRUNE_KV)
+#define KV_REC	CONFIG_KV_PRUNE_RECENCY
+
+int gpt2_kv_budget(const struct gpt2 *m, int l)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	return kvprune_rho_to_k(m->params[m->tensors[P_KV_RHO].offset + l], KV_REC, GPT2_MAXT);
+#else
+	return CONFIG_KV_PRUNE_K;
+#endif
+}
+
+/* Pruning of layer l; soft selects the learned relaxation (training). */
+static struct kvprune_cfg kv_cfg(const struct gpt2 *m, int l, int soft)
+{
+	struct kvprune_cfg c = {
+		.mode = KV_MODE, .k = gpt2_kv_budget(m, l), .recency = KV_REC,
+		.block_size = GPT2_MAXT, .k_max = GPT2_MAXT, .tau = KVPRUNE_TAU_DEFAULT,
+	};
+
+	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) && soft) {
+		c.soft = 1;
+		c.rho = m->params[m->tensors[P_KV_RHO].offset + l];
+	}
+	return c;
+}
+
+struct kvprune_cfg gpt2_kv_gen_cfg(const struct gpt2 *m, int l)
+{
+	return kv_cfg(m, l, 0);
+}
+
+/* The pruned kernels allocate their scratch per call: on failure say so
+ * and poison the result (forward: the loss; backward: the gradients and
+ * so their norm) with NaN, which stops the trainer. */
+static void kv_failed(real *x, size_t n, int err, int l, const char *what)
+{
+	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
+		strerror(-err));
+	for (size_t i = 0; i < n; i++)
+		x[i] = NAN;
+}
+
+int gpt2_kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
+	int err;
+
+	if (!m->training && m->kv_full)
+		return 0;
+	err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
+					GPT2_C, GPT2_NH, p, seed, &cfg);
+	if (err)
+		kv_failed(a->atty, (size_t)B * T * GPT2_C, err, l, "forward");
+	return 1;
+}
+
+int gpt2_kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
+	real *drho = cfg.soft ? gpt2_grad(m, P_KV_RHO) + l : NULL;
+	int err = kvprune_attention_backward(m->dqkv, drho, m->datty, a->qkv, a->atty,
+					     a->att_lse, a->kv_evict, B, T, GPT2_C, GPT2_NH,
+					     p, seed, &cfg);
+
+	if (err)
+		kv_failed(m->dqkv, (size_t)B * T * 3 * GPT2_C, err, l, "backward");
+	return 1;
+}
+
+void gpt2_kv_aux_loss(struct gpt2 *m, float grad_scale)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	const real lambda = (real)CONFIG_KV_PRUNE_LAMBDA_F;
+	const real *rho = gpt2_param(m, P_KV_RHO);
+	real *drho = gpt2_grad(m, P_KV_RHO);
+	double sum = 0;
+
+	for (int l = 0; l < L; l++) {
+		sum += rho[l];
+		drho[l] += (real)grad_scale * lambda / L;
+	}
+	m->kv_aux_loss = (real)(lambda * sum / L);
+#endif
+}
+
+void gpt2_kv_init(struct gpt2 *m)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	real *rho = gpt2_param(m, P_KV_RHO);
+
+	for (int l = 0; l < L; l++)
+		rho[l] = (real)CONFIG_KV_PRUNE_INIT_RATIO_F;
+	gpt2_kv_clamp(m);
+#endif
+}
+
+void gpt2_kv_clamp(struct gpt2 *m)
+{
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+	real *rho = gpt2_param(m, P_KV_RHO);
+
+	for (int l = 0; l < L; l++)
+		rho[l] = kvprune_clamp_rho(rho[l], KV_REC, GPT2_MAXT);
+#endif
+}
