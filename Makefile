@@ -206,6 +206,12 @@ build: $(TRAINERS) $(PROGS) $(TRACKER_PROGS)
 # The generated configuration headers alone.
 prepare: $(AUTOCONF) $(KGPTHEADER) $(CONFIGTEXT)
 
+# The C files this configuration leaves out: those of the Kbuild lists
+# whose Kconfig symbol is off (model-$(CONFIG_X) with X unset is model-).
+PHONY += sources-off
+sources-off: $(AUTOCONF)
+	@printf '%s\n' $(sort $(lib-) $(model-) $(model64-))
+
 # --------------------------------------------------------------------------
 # Configuration
 
@@ -498,6 +504,8 @@ help:
 	@echo '                      build/<recipe>/<step>/, trained under TIME=, resumable; the'
 	@echo '                      table (md, JSON, CSV) and plots in OUTPUT_DIR/ablation'
 	@echo '  build             - Only build the trainer and tools under build/'
+	@echo '  prepare           - Only write the configuration headers (include/generated)'
+	@echo '  sources-off       - List the C files .config leaves out (their Kconfig symbol is off)'
 	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
 	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'

@@ -105,7 +105,8 @@ int ckpt_verify(const char *ckpt_dir);
  * allocated for the compiled configuration: parameters, optimizer state,
  * m->step, and the trainer state (state_len bytes, which must equal the
  * length saved). Every header and fingerprint field is checked against
- * the compiled configuration first; a mismatch names the field, the
+ * the compiled configuration first (a field the file lacks counts as 0:
+ * a mechanism newer than the file, off); a mismatch names the field, the
  * file's value and the compiled value, returns -EINVAL and leaves m
  * untouched. A damaged file returns -EBADMSG; m's parameters and moments
  * are then undefined (load another checkpoint or reinitialise), while

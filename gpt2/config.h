@@ -76,6 +76,10 @@ _Static_assert(GPT2_C % GPT2_NH == 0, "CONFIG_GPT2_N_EMBD must be a multiple of 
 _Static_assert(CONFIG_RMLP_R_FF >= 1 && CONFIG_RMLP_R_FF < GPT2_DFF,
 	       "CONFIG_RMLP_R_FF must be in 1 .. D_ff - 1 (D_ff = CONFIG_RMLP_EXPANSION * n_embd)");
 #endif
+#if IS_ENABLED(CONFIG_RA)
+_Static_assert(CONFIG_RA_R >= 1 && CONFIG_RA_R < GPT2_HS,
+	       "CONFIG_RA_R must be in 1 .. n_embd / n_head - 1");
+#endif
 #if IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
 _Static_assert(CONFIG_KV_PRUNE_K >= 1 && CONFIG_KV_PRUNE_K <= GPT2_MAXT,
 	       "CONFIG_KV_PRUNE_K must be in 1 .. CONFIG_GPT2_BLOCK_SIZE");

@@ -6,9 +6,10 @@
  *   res2 = x + Dropout(AttnProj(Attention(LN1(x))))
  *   res3 = res2 + Dropout(MLP(LN2(res2)))
  * then LNf and the LM head with cross-entropy over the 50257 real tokens.
- * The mechanisms of ra/ replace Attention (KV-cache pruning) and MLP
- * (R-MLP) at compile time; with them off this file calls none of their
- * code.
+ * The mechanisms of ra/ replace Attention (KV-cache pruning), scale its
+ * queries and keys and mix its output with the values (Reciprocal
+ * Attention) and replace MLP (R-MLP) at compile time; with them off this
+ * file calls none of their code.
  */
 #include <errno.h>
 #include <math.h>
@@ -134,6 +135,7 @@ static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 void gpt2_clamp_params(struct gpt2 *m)
 {
 	gpt2_kv_clamp(m);
+	gpt2_ra_clamp(m);
 }
 
 static void fill_tensor_table(struct gpt2_tensor_info *t)
@@ -169,6 +171,10 @@ static void fill_tensor_table(struct gpt2_tensor_info *t)
 		[P_W_REC]    = { "w_rec",    rmlp * l,        0, 0 },
 		[P_GATE_ALPHA] = { "gate_alpha", gates * l,   0, 0 },
 		[P_KV_RHO]   = { "kv_rho",   IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) ? l : 0, 0, 0 },
+		/* RA: gates per layer or per head, not weight-decayed */
+		[P_RA_W_STD] = { "ra_w_std", l * GPT2_RA_GATES, 0, 0 },
+		[P_RA_W_REC] = { "ra_w_rec", l * GPT2_RA_GATES, 0, 0 },
+		[P_RA_ALPHA] = { "ra_alpha", IS_ENABLED(CONFIG_RA_SELF_RESTART) ? l * NH : 0, 0, 0 },
 	};
 	size_t off = 0;
 
@@ -212,6 +218,7 @@ static void init_params(struct gpt2 *m, uint64_t seed)
 		init_normal(gpt2_param(m, P_LMHEAD), (size_t)V * C, std, &rng);
 	gpt2_rmlp_init(m);
 	gpt2_kv_init(m);
+	gpt2_ra_init(m);
 }
 
 /* ------------------------------------------------------------------------
@@ -240,6 +247,10 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 		TAKE(a->ln1_rstd, n);
 		TAKE(a->qkv, n * 3 * c);
 		TAKE(a->atty, n * c);
+		if (IS_ENABLED(CONFIG_RA_SELF_RESTART))
+			TAKE(a->atto, n * c);
+		else if (base)
+			a->atto = a->atty;
 		TAKE(a->att_lse, b * NH * t);
 		if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
 			TAKE_INT(a->kv_evict, b * NH * t);
@@ -378,8 +389,10 @@ static void block_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t
 			  gpt2_param(m, P_LN1B) + (size_t)l * C, N, C);
 	matmul_forward(a->qkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C, qkvb,
 		       N, C, 3 * C);
+	gpt2_ra_qk_forward(m, l, N);
 	attn_forward(m, l, B, T, p, site_seed(seed, l, 0));
-	matmul_forward(m->branch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+	gpt2_ra_out_forward(m, l, N);
+	matmul_forward(m->branch, a->atto, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
 		       apb, N, C, C);
 	add_branch(a->res2, x, m->branch, nc, p, site_seed(seed, l, 1));
 
@@ -533,10 +546,12 @@ int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
 				  gpt2_param(m, P_LN1B) + (size_t)l * C, 1, C);
 		matmul_forward(a->qkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
 			       qkvb, 1, C, 3 * C);
+		gpt2_ra_qk_forward(m, l, 1);
 		err = kv_cache_step(&g->cache[l], a->atty, a->qkv, a->qkv + C, a->qkv + 2 * C);
 		if (err)
 			return err;
-		matmul_forward(m->branch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+		gpt2_ra_out_forward(m, l, 1);
+		matmul_forward(m->branch, a->atto, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
 			       apb, 1, C, C);
 		residual_forward(a->res2, x, m->branch, C);
 		layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
@@ -588,10 +603,12 @@ static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
 	dbranch = branch_grad(m, nc, p, site_seed(seed, l, 1));
 	memset(m->datty, 0, nc * sizeof(real));
 	matmul_backward(m->datty, gpt2_grad(m, P_ATTPROJW) + (size_t)l * C * C, dapb,
-			dbranch, a->atty, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
+			dbranch, a->atto, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
 			N, C, C);
 	memset(m->dqkv, 0, 3 * nc * sizeof(real));
+	gpt2_ra_out_backward(m, l, N);
 	attn_backward(m, l, B, T, p, site_seed(seed, l, 0));
+	gpt2_ra_qk_backward(m, l, N);
 	memset(m->dln, 0, nc * sizeof(real));
 	matmul_backward(m->dln, gpt2_grad(m, P_QKVW) + (size_t)l * 3 * C * C, dqkvb,
 			m->dqkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,

@@ -30,6 +30,9 @@ enum gpt2_tensor {
 	P_W_REC,	/* R-MLP w_rec (L) */
 	P_GATE_ALPHA,	/* R-MLP gate_alpha (L) */
 	P_KV_RHO,	/* KV pruning learned keep ratio rho (L) */
+	P_RA_W_STD,	/* RA w_std (L) or per head (L,NH) */
+	P_RA_W_REC,	/* RA w_rec (L) or per head (L,NH) */
+	P_RA_ALPHA,	/* RA self-restart alpha (L,NH) */
 	GPT2_NUM_TENSORS
 };
 #define GPT2_LLMC_TENSORS	16
@@ -46,6 +49,8 @@ struct gpt2_layer_acts {
 	real *ln1, *ln1_mean, *ln1_rstd;	/* (N,C), (N), (N) */
 	real *qkv;				/* (N,3C) */
 	real *atty;				/* (N,C) attention output */
+	real *atto;				/* (N,C) attproj input: atty, or with RA
+						 * self-restart the mix with v */
 	real *att_lse;				/* (B,NH,T) row log-sum-exp */
 	int *kv_evict;				/* (B,NH,T) KV pruning: eviction step */
 	real *res2;				/* (N,C) x + attention branch */
@@ -173,8 +178,9 @@ size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only);
 int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits);
 
 /* Put parameters that have a valid range back into it: KV pruning's
- * learned rho into [recency / block_size, 1] (kvprune_clamp_rho()).
- * Nothing to do in other configurations. */
+ * learned rho into [recency / block_size, 1] (kvprune_clamp_rho()), RA's
+ * w_std, w_rec >= 1e-4 and alpha into [0, 0.5] (rattn_clamp()). Nothing
+ * to do in other configurations. */
 void gpt2_clamp_params(struct gpt2 *m);
 
 /* Model FLOPs per token for forward + backward: 6 * (matmul parameters,
@@ -204,6 +210,7 @@ extern const char *const gpt2_phase_name[GPT2_NUM_PHASES];
 
 /* The mechanisms of ra/: their hooks, inline no-ops when they are off. */
 #include "ra/rmlp_gpt2.h"
+#include "ra/rattn_gpt2.h"
 #include "ra/kvprune_gpt2.h"
 
 #endif /* KGPT_GPT2_H */

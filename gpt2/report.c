@@ -3,8 +3,9 @@
  * What the mechanisms add to the trainer's outputs: start-up lines,
  * per-log-line values in metrics.jsonl, summary.json fields and the console
  * summary. Each mechanism of ra/ reports itself through its hooks
- * (ra/rmlp_gpt2.h, ra/kvprune_gpt2.h, defined in ra/..._report.c), which
- * are inline no-ops when it is off; the optimizer's part is here.
+ * (ra/rmlp_gpt2.h, ra/rattn_gpt2.h, ra/kvprune_gpt2.h, defined in
+ * ra/..._report.c), which are inline no-ops when it is off; the
+ * optimizer's part is here.
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,12 +45,14 @@ void train_print_mechanism_header(struct train *tr)
 	       IS_ENABLED(CONFIG_RMLP) ? "on" : "off",
 	       IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? "on" : "off");
 	rmlp_report_header();
+	ra_report_header();
 	kv_report_header(tr);
 }
 
 void train_log_mechanisms(struct train *tr, cJSON *line)
 {
 	rmlp_report_json(tr, line, 0);
+	ra_report_json(tr, line, 0);
 	kv_report_json(tr, line, 0);
 	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
 		spam_add_json(tr, line);
@@ -58,6 +61,7 @@ void train_log_mechanisms(struct train *tr, cJSON *line)
 void train_summary_mechanisms(struct train *tr, cJSON *summary)
 {
 	rmlp_report_json(tr, summary, 1);
+	ra_report_json(tr, summary, 1);
 	kv_report_json(tr, summary, 1);
 	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
 		spam_add_json(tr, summary);
@@ -66,6 +70,7 @@ void train_summary_mechanisms(struct train *tr, cJSON *summary)
 void train_print_mechanisms(struct train *tr)
 {
 	rmlp_report_summary(tr);
+	ra_report_summary(tr);
 	kv_report_summary(tr);
 	if (IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM))
 		spam_print_summary(tr);

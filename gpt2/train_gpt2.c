@@ -871,6 +871,9 @@ static int start_or_resume(struct train *tr, enum run_mode mode, const char *ini
 			return rc;
 		}
 		printf("kgpt: starting from the parameters of %s\n", init_from);
+		if (gpt2_ra_from_baseline(&tr->model))
+			printf("kgpt: RA: the last %d rows of every head's query and key projections swapped (the reciprocal repack of a baseline)\n",
+			       GPT2_RA_R);
 	}
 	return open_run_dir(tr);
 }

@@ -221,6 +221,11 @@ mechanisms() {
 		[ "$(cfg "$c" RMLP_USE_MIXER)" = y ] && m+=("mixer")
 		[ "$(cfg "$c" RMLP_USE_GATES)" = y ] && m+=("gate_alpha")
 	fi
+	if [ "$(cfg "$c" RA)" = y ]; then
+		m+=("RA R $(cfg "$c" RA_R)")
+		[ "$(cfg "$c" RA_PER_HEAD_GATES)" = y ] && m+=("per-head gates")
+		[ "$(cfg "$c" RA_SELF_RESTART)" = y ] && m+=("self-restart")
+	fi
 	if [ "$(cfg "$c" KV_CACHE_PRUNE)" = y ]; then
 		if [ "$(cfg "$c" KV_PRUNE_LEARNED)" = y ]; then
 			m+=("KV learned rho0 $(cfg "$c" KV_PRUNE_INIT_RATIO)")

@@ -42,6 +42,7 @@ configs=(
 	"124m-b4-t64           bench/124m-b4-t64.config            3 1 3 -"
 	"124m-b4-t64-rmlp      bench/124m-b4-t64-rmlp.config       3 1 3 124m-b4-t64"
 	"124m-b4-t64-kvprune   bench/124m-b4-t64-kvprune.config    3 1 3 124m-b4-t64"
+	"124m-b4-t64-ra        bench/124m-b4-t64-ra.config         3 1 3 124m-b4-t64"
 	"124m-b4-t64-spam      bench/124m-b4-t64-spam.config       3 1 3 124m-b4-t64"
 	"124m-b8-t1024         bench/124m-b8-t1024.config          1 1 1 -"
 	"124m-b8-t1024-rmlp    bench/124m-b8-t1024-rmlp.config     1 1 1 124m-b8-t1024"

@@ -99,6 +99,11 @@ END {
 		}
 		printf "#define KGPT_RMLP_R_FF_LIST { %s }\n", list
 	}
+	if (cfg["RA"] == "y") {
+		hs = cfg["GPT2_N_EMBD"] / cfg["GPT2_N_HEAD"]
+		if (cfg["RA_R"] + 0 >= hs)
+			fail(sprintf("CONFIG_RA_R=%d must be below the head size n_embd / n_head = %d", cfg["RA_R"], hs))
+	}
 	if (cfg["KV_CACHE_PRUNE"] == "y") {
 		if (cfg["KV_PRUNE_K"] + 0 > cfg["GPT2_BLOCK_SIZE"] + 0)
 			fail(sprintf("CONFIG_KV_PRUNE_K=%d exceeds CONFIG_GPT2_BLOCK_SIZE=%d", cfg["KV_PRUNE_K"], cfg["GPT2_BLOCK_SIZE"]))

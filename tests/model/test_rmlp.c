@@ -16,8 +16,8 @@
  *    with the scalars at 1, reproduces GPT-2's forward of that file;
  *  - without CONFIG_RMLP: no R-MLP tensor and no R-MLP buffer.
  * The reference takes each block's attention output from the model's own
- * forward (atty), so it holds for any attention mechanism; everything else
- * is recomputed.
+ * forward (atto: atty, or its RA self-restart mix), so it holds for any
+ * attention mechanism; everything else is recomputed.
  */
 #include <math.h>
 #include <stdio.h>
@@ -151,7 +151,7 @@ static double ref_forward(struct gpt2 *m, int rmlp)
 		const real *fcb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCB) + ld : NULL;
 		const real *fpb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCPROJB) + lc : NULL;
 
-		matmul_forward(br, m->layer[l].atty, gpt2_param(m, P_ATTPROJW) + lc * C, apb,
+		matmul_forward(br, m->layer[l].atto, gpt2_param(m, P_ATTPROJW) + lc * C, apb,
 			       N, C, C);
 		residual_forward(x, x, br, (size_t)N * C);
 		layernorm_forward(ln, mean, rstd, x, gpt2_param(m, P_LN2W) + lc,
