@@ -82,16 +82,8 @@ like "$summary" '"rmlp_gate_alpha_mean"' "and rmlp_gate_alpha_mean"
 like "$summary" '"rmlp_mix_fro_mean"' "and rmlp_mix_fro_mean"
 like "$RUN_OUT" "^  R-MLP +w_std 0\\.[0-9]{4}  w_rec 0\\.[0-9]{4}  gate_alpha [0-9.]+  \\|mixw\\|_F [0-9.]+  \\(means over 2 layers\\)" \
 	"the console summary has the R-MLP line"
-rows "$metrics" > "$w/fresh.rows"
 
-workdir w2
-train "$w2" --stop-at 20
-is "$RUN_RC" 0 "--stop-at 20" || show_run
-train "$w2"
-is "$RUN_RC" 0 "resumed for 20 more steps" || show_run
-rows "$w2/out/latest/metrics.jsonl" > "$w2/resumed.rows"
-same_file "$w2/resumed.rows" "$w/fresh.rows" \
-	"20 + 20 resumed steps: every row (R-MLP values included) as in the straight run"
+resumed_equals "$w" "R-MLP values included"
 
 workdir w3
 train "$w3" --fresh --init-from "$ref/model.bin"

@@ -102,6 +102,24 @@ same_as_reference() {
 	same_file "$run/model.bin" "$ref/model.bin" "$2: final model.bin identical (cmp)"
 }
 
+# resumed_equals FRESH WHAT: a run stopped at step 20 and resumed to the
+# end gives every metrics row of the straight run in FRESH (the folder of
+# train --fresh) and its model.bin; WHAT names what the rows hold.
+resumed_equals() {
+	local w2
+	workdir w2
+	train "$w2" --stop-at 20
+	is "$RUN_RC" 0 "--stop-at 20" || show_run
+	train "$w2"
+	is "$RUN_RC" 0 "resumed for the remaining steps" || show_run
+	rows "$w2/out/latest/metrics.jsonl" > "$w2/resumed.rows"
+	rows "$1/out/latest/metrics.jsonl" > "$w2/fresh.rows"
+	same_file "$w2/resumed.rows" "$w2/fresh.rows" \
+		"20 + resumed steps: every row ($2) as in the straight run"
+	same_file "$w2/out/latest/model.bin" "$1/out/latest/model.bin" \
+		"and the same model.bin (cmp)"
+}
+
 # Wait (up to 20 s) until FILE has at least N lines.
 wait_lines() {
 	local i
