@@ -28,14 +28,6 @@ setup_trainer "$srctree/tests/train/rmlp.config"
 is "$(nm "$base_trainer" | grep -c ' rmlp_')" 0 "the trainer without CONFIG_RMLP has no rmlp_ symbols"
 like "$(nm "$trainer")" ' T rmlp_(forward|backward)$' "the R-MLP trainer has rmlp_forward and rmlp_backward"
 
-# field ROW KEY: KEY's value in a metrics row: "a,b" for an array, else the
-# number.
-field() {
-	local v
-	v=$(printf '%s\n' "$1" | sed -n "s/.*\"$2\":\\[\\([^]]*\\)\\].*/\\1/p")
-	[ -n "$v" ] || v=$(printf '%s\n' "$1" | sed -n "s/.*\"$2\":\\([^,}]*\\).*/\\1/p")
-	printf '%s' "$v"
-}
 
 workdir w
 train "$w" --fresh
@@ -51,25 +43,13 @@ for key in rmlp_w_std rmlp_w_rec rmlp_gate_alpha rmlp_rec_scale rmlp_mix_fro; do
 		"every training row has $key of both layers"
 done
 
-# moved FIELD INIT: every layer's value in the last row differs from INIT
-# by more than 1e-3 (and was within 3e-3 of it after step 1: one step of
-# AdamW moves a parameter by about the learning rate, 1e-3 at step 1).
-moved() {
-	awk -v a="$(field "$first" "$1")" -v b="$(field "$last" "$1")" -v init="$2" 'BEGIN {
-		n = split(a, x, ","); split(b, y, ",")
-		for (i = 1; i <= n; i++) {
-			d0 = x[i] - init; d1 = y[i] - init
-			if (d0 < -3e-3 || d0 > 3e-3 || (d1 > -1e-3 && d1 < 1e-3)) exit 1
-		}
-		exit n == 2 ? 0 : 1 }'
-}
-moved rmlp_w_std 0.875
+moved "$first" "$last" rmlp_w_std 0.875
 ok $? "w_std of every layer starts at 0.875 and moves ($(field "$first" rmlp_w_std) -> $(field "$last" rmlp_w_std))"
-moved rmlp_w_rec 0.125
+moved "$first" "$last" rmlp_w_rec 0.125
 ok $? "w_rec of every layer starts at 0.125 and moves ($(field "$first" rmlp_w_rec) -> $(field "$last" rmlp_w_rec))"
-moved rmlp_gate_alpha 0.1
+moved "$first" "$last" rmlp_gate_alpha 0.1
 ok $? "gate_alpha of every layer starts at 0.1 and moves ($(field "$first" rmlp_gate_alpha) -> $(field "$last" rmlp_gate_alpha))"
-moved rmlp_mix_fro 4
+moved "$first" "$last" rmlp_mix_fro 4
 ok $? "||mixw||_F starts at 4 (identity 16 x 16) and moves ($(field "$first" rmlp_mix_fro) -> $(field "$last" rmlp_mix_fro))"
 l0=$(field "$first" train_loss)
 l1=$(field "$last" train_loss)

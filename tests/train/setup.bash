@@ -11,6 +11,8 @@
 #   reference        the uninterrupted 20-step run, made once per build:
 #                    $ref/model.bin and $ref/metrics (see rows)
 #   rows FILE        metrics.jsonl without the timing fields
+#   field, moved     a metrics row's value; a per-layer value that trained
+#   resumed_equals   stop at step 20, resume, compare with the straight run
 # One OpenMP thread: the comparisons need a fixed reduction order and the
 # tests must not slow down on a busy machine.
 
@@ -100,6 +102,30 @@ same_as_reference() {
 	rows "$run/metrics.jsonl" > "$1/metrics.rows"
 	same_file "$1/metrics.rows" "$ref/metrics" "$2: metrics.jsonl rows identical to the uninterrupted run"
 	same_file "$run/model.bin" "$ref/model.bin" "$2: final model.bin identical (cmp)"
+}
+
+# field ROW KEY: KEY's value in a metrics row: "a,b" for an array, else the
+# number.
+field() {
+	local v
+	v=$(printf '%s\n' "$1" | sed -n "s/.*\"$2\":\\[\\([^]]*\\)\\].*/\\1/p")
+	[ -n "$v" ] || v=$(printf '%s\n' "$1" | sed -n "s/.*\"$2\":\\([^,}]*\\).*/\\1/p")
+	printf '%s' "$v"
+}
+
+# moved FIRST LAST KEY INIT [MIN]: every layer's KEY in row LAST differs
+# from INIT by more than MIN (default 1e-3) and was within 3e-3 of it in
+# row FIRST, after step 1 (one step of AdamW moves a parameter by about the
+# learning rate, 1e-3 at step 1); two layers.
+moved() {
+	awk -v a="$(field "$1" "$3")" -v b="$(field "$2" "$3")" -v init="$4" -v min="${5:-1e-3}" '
+	BEGIN {
+		n = split(a, x, ","); split(b, y, ",")
+		for (i = 1; i <= n; i++) {
+			d0 = x[i] - init; d1 = y[i] - init
+			if (d0 < -3e-3 || d0 > 3e-3 || (d1 > -min && d1 < min)) exit 1
+		}
+		exit n == 2 ? 0 : 1 }'
 }
 
 # resumed_equals FRESH WHAT: a run stopped at step 20 and resumed to the
