@@ -11,24 +11,22 @@
  *
  * The hard backward needs no replay: the kept sets are {j <= i :
  * evict_step[j] > i} and go to the blocked backward of
- * kernels/cpu/attention.c as masks.
+ * kernels/cpu/attention.c as masks. The softmax exponentiates with
+ * kexp_sum() (kgpt/fastmath.h), the CPU attention's own, so pruned and
+ * unpruned attention round alike.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kgpt/fastmath.h"
+#include "kgpt/omp.h"
 #include "kgpt/rng.h"
 #include "kernels/cpu/kernels.h"
-#include "kernels/cpu/kutil.h"
 #include "ra/kvprune.h"
 
-/* The 32-byte vector helpers below are static; without -mavx gcc warns
- * that returning such vectors would change a public ABI, which none is. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 /* From kernels/cpu/attention.c (outside the kernels.h contract). */
-real attention_exp_sum(real *x, int n, real c);
 void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
 			       const real *out, const real *lse,
 			       const int *evict_step, int v_only, int B, int T,
@@ -273,7 +271,7 @@ static real kvp_softmax(real *x, int n)
 {
 	real mx = kmax(x, n), sum, inv;
 
-	sum = attention_exp_sum(x, n, mx);
+	sum = kexp_sum(x, n, mx);
 	inv = R(1.0) / sum;
 #pragma omp simd
 	for (int j = 0; j < n; j++)

@@ -253,18 +253,6 @@ static real row_dot(const real *a, const real *b, int n)
 }
 
 #ifdef KGPT_F64
-/* float64 (gradient tests): the C library's exp. x[j] = e^(x[j] - c). */
-static real row_exp_sum(real *x, int n, real c)
-{
-	real s = 0;
-
-	for (int j = 0; j < n; j++) {
-		x[j] = exp(x[j] - c);
-		s += x[j];
-	}
-	return s;
-}
-
 /* P[j] = e^(P[j] - c), dS[j] = P[j] (dS[j] - D), j < n. */
 static void row_exp_ds(real *P, real *dS, int n, real c, real D)
 {
@@ -274,69 +262,6 @@ static void row_exp_ds(real *P, real *dS, int n, real c, real D)
 	}
 }
 #else
-typedef int32_t vint __attribute__((vector_size(VN * sizeof(real))));
-
-/* lanes of a where mask, of b elsewhere */
-#define VSEL(mask, a, b)	((vreal)(((mask) & (vint)(a)) | (~(mask) & (vint)(b))))
-
-/*
- * e^x for 8 floats: x = n ln2 + r with n = rint(x / ln2) (1.5 * 2^23
- * rounding trick) and ln2 in two parts (Cody & Waite), e^r by the minimax
- * polynomial of Cephes' expf (about 1 ulp), 2^n built in the exponent
- * field. x > 88 is clamped; x < -87 (and -INFINITY) gives exactly 0.
- */
-static inline vreal vexp(const vreal *px)
-{
-	const vreal zero = { 0 };
-	vreal x = *px;
-	vint under = x < -87.0f;
-	vreal k, r, p;
-	vint n;
-
-	x = VSEL(x > 88.0f, zero + 88.0f, x);
-	x = VSEL(under, zero - 87.0f, x);
-	k = x * 1.44269504088896341f + 12582912.0f;
-	n = (vint)k - 0x4B400000;
-	k -= 12582912.0f;
-	r = x - k * 0.693359375f;
-	r = r - k * -2.12194440e-4f;
-	p = zero + 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	p *= (vreal)((n + 127) << 23);
-	return (vreal)((vint)p & ~under);
-}
-
-/* x[j] = e^(x[j] - c) for j < n; returns the sum. */
-static real row_exp_sum(real *x, int n, real c)
-{
-	vreal acc = { 0 }, e;
-	float tail[VN], s = 0;
-	int j;
-
-	for (j = 0; j + VN <= n; j += VN) {
-		e = vload(x + j) - c;
-		e = vexp(&e);
-		memcpy(x + j, &e, sizeof(e));
-		acc += e;
-	}
-	if (j < n) {
-		for (int t = 0; t < VN; t++)
-			tail[t] = j + t < n ? x[j + t] : -INFINITY;
-		e = vload(tail) - c;
-		e = vexp(&e);
-		memcpy(x + j, &e, (size_t)(n - j) * sizeof(float));
-		acc += e;
-	}
-	for (int t = 0; t < VN; t++)
-		s += acc[t];
-	return s;
-}
-
 /* P[j] = e^(P[j] - c), dS[j] = P[j] (dS[j] - D), j < n. */
 static void row_exp_ds(real *P, real *dS, int n, real c, real D)
 {
@@ -346,7 +271,7 @@ static void row_exp_ds(real *P, real *dS, int n, real c, real D)
 
 	for (j = 0; j + VN <= n; j += VN) {
 		e = vload(P + j) - c;
-		e = vexp(&e);
+		e = kvexp(&e);
 		d = e * (vload(dS + j) - D);
 		memcpy(P + j, &e, sizeof(e));
 		memcpy(dS + j, &d, sizeof(d));
@@ -357,24 +282,13 @@ static void row_exp_ds(real *P, real *dS, int n, real c, real D)
 			td[t] = j + t < n ? dS[j + t] : 0;
 		}
 		e = vload(tp) - c;
-		e = vexp(&e);
+		e = kvexp(&e);
 		d = e * (vload(td) - D);
 		memcpy(P + j, &e, (size_t)(n - j) * sizeof(float));
 		memcpy(dS + j, &d, (size_t)(n - j) * sizeof(float));
 	}
 }
 #endif
-
-/*
- * x[j] = e^(x[j] - c) for j < n, returns the sum: the exponential of this
- * file for ra/kvprune.c (not part of the kernels.h contract; declared
- * there), so that pruned attention rounds as this one does.
- */
-real attention_exp_sum(real *x, int n, real c);
-real attention_exp_sum(real *x, int n, real c)
-{
-	return row_exp_sum(x, n, c);
-}
 
 /*
  * Unnormalised softmax of the scores x[0..L) in place: x[j] = e^(x[j] -
@@ -384,7 +298,7 @@ real attention_exp_sum(real *x, int n, real c)
 static real softmax_row(real *x, int L, int n, real *inv)
 {
 	real mx = kmax(x, L);
-	real sum = row_exp_sum(x, L, mx);
+	real sum = kexp_sum(x, L, mx);
 
 	*inv = R(1.0) / sum;
 	memset(x + L, 0, (size_t)(n - L) * sizeof(real));
@@ -628,7 +542,7 @@ static void bwd_row_causal(real *P, real *dS, int i, int n, real lse, real D,
 	if (p > 0) {
 		real sc = R(1.0) / (R(1.0) - (real)p);
 
-		row_exp_sum(P, L, lse);
+		kexp_sum(P, L, lse);
 		for (int j = 0; j < L; j++) {
 			real z = kgpt_dropout_keep(seed, base + j, p) ? sc : 0;
 
@@ -650,7 +564,7 @@ static void bwd_row_masked(real *P, real *dS, int i, const int *jpos, const int 
 #pragma omp simd
 	for (int c = 0; c < n; c++)	/* no probability: -inf, e^-inf = 0 */
 		P[c] = jpos[c] > i || (!v_only && evb[c] <= i) ? -INFINITY : P[c];
-	row_exp_sum(P, n, lse);
+	kexp_sum(P, n, lse);
 	if (p > 0) {
 		real sc = R(1.0) / (R(1.0) - (real)p);
 

@@ -13,7 +13,8 @@
 #include <string.h>
 #include "tests/tap.h"
 #include "kernels/cpu/kernels.h"
-#include "kernels/cpu/kutil.h"
+#include "kgpt/fastmath.h"
+#include "kgpt/omp.h"
 #include "kgpt/rng.h"
 
 #ifdef KGPT_F64
