@@ -19,7 +19,7 @@
 
 #include "gpt2/gpt2.h"
 #include "gpt2/dataloader.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "gpt2/phase.h"		/* last: times every kernel call below */
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The optimizer: zeroing and clipping the gradients, and the AdamW update
- * (kernels/cpu/adamw.c) of every trainable tensor, with its state (the
+ * (adamw_update(), kernels/kernels.h) of every trainable tensor, with its state (the
  * moments m and v) in m->opt. Frozen tensors (the LayerNorm biases of a
  * model without biases) get no gradient and no update.
  *
@@ -21,7 +21,7 @@
 
 #include "gpt2/gpt2.h"
 #include "gpt2/optim.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "gpt2/phase.h"		/* last: times every kernel call below */
 
 #define SPAM	IS_ENABLED(CONFIG_OPTIMIZER_SELECT_ADAMWSPAM)

@@ -20,7 +20,7 @@
 
 #include "gpt2/gpt2.h"
 #include "kgpt/proc.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "ra/kvprune.h"
 #include "ra/rmlp.h"
 

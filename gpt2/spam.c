@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * AdamW-SPAM's spike detection, soft reset and reset schedule
- * (gpt2/spam.h).
+ * AdamW-SPAM's spike detection and reset schedule (gpt2/spam.h); the soft
+ * reset of the moments is a kernel (spam_soft_reset(), kernels/kernels.h).
  */
 #include <math.h>
 
@@ -32,17 +32,6 @@ int spam_spike(struct spam_state *s, float norm, double threshold, int step)
 	if (s->n_norms < SPAM_HISTORY)
 		s->n_norms++;
 	return spike;
-}
-
-void spam_soft_reset(float *m, float *v, float *vmax, size_t n)
-{
-#pragma omp parallel for if (n >= 65536)
-	for (size_t i = 0; i < n; i++) {
-		m[i] *= 0.5f;
-		v[i] *= 0.9f;
-		if (vmax)
-			vmax[i] *= 0.9f;
-	}
 }
 
 float spam_ramp(int k, int steps)

@@ -2,10 +2,11 @@
 /*
  * The parts of AdamW-SPAM (Huang et al. 2025, "SPAM: Spike-Aware Adam
  * with Momentum Reset for Stable LLM Training") that are not the update
- * kernel (adamw_spam_update(), kernels/cpu/adamw.c): spike detection on
- * the global gradient norm, the soft reset it triggers, the periodic
- * reset's schedule and its learning-rate ramp. No Kconfig here: every
- * setting is an argument; gpt2/optim.c passes the CONFIG_SPAM_* values.
+ * kernels (adamw_spam_update() and spam_soft_reset(), the soft reset a
+ * spike triggers, in kernels/kernels.h): spike detection on the global
+ * gradient norm, the periodic reset's schedule and its learning-rate
+ * ramp. No Kconfig here: every setting is an argument; gpt2/optim.c
+ * passes the CONFIG_SPAM_* values.
  */
 #ifndef KGPT_SPAM_H
 #define KGPT_SPAM_H
@@ -38,10 +39,6 @@ struct spam_state {
  * Returns 0 when no spike (also when the deviation is 0).
  */
 int spam_spike(struct spam_state *s, float norm, double threshold, int step);
-
-/* The soft reset after a spike, over n elements: m *= 0.5, v *= 0.9,
- * vmax *= 0.9 (vmax may be NULL). */
-void spam_soft_reset(float *m, float *v, float *vmax, size_t n);
 
 /*
  * Learning-rate factor k optimizer steps after a periodic reset (k = 0:

@@ -10,10 +10,14 @@
  * only the rule but the arithmetic.
  *
  * The hard backward needs no replay: the kept sets are {j <= i :
- * evict_step[j] > i} and go to the blocked backward of
- * kernels/cpu/attention.c as masks. The softmax exponentiates with
- * kexp_sum() (kgpt/fastmath.h), the CPU attention's own, so pruned and
- * unpruned attention round alike.
+ * evict_step[j] > i} and go to the backend's attention_backward_pruned()
+ * (kernels/kernels.h) as masks.
+ *
+ * The walk itself is host code: it reads qkv and writes out, lse and
+ * evict_step directly, so training with pruning needs a backend whose
+ * memory is host memory (the CPU's; gpt2/config.h refuses the others).
+ * Its softmax exponentiates with kexp_sum() (kgpt/fastmath.h), the CPU
+ * attention's, so pruned and unpruned attention round alike.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,14 +27,8 @@
 #include "kgpt/fastmath.h"
 #include "kgpt/omp.h"
 #include "kgpt/rng.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "ra/kvprune.h"
-
-/* From kernels/cpu/attention.c (outside the kernels.h contract). */
-void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
-			       const real *out, const real *lse,
-			       const int *evict_step, int v_only, int B, int T,
-			       int C, int NH, float dropout_p, uint64_t dropout_seed);
 
 #ifdef KGPT_F64
 #define kvp_log1p	log1p

@@ -54,12 +54,14 @@
  * flows through m only. Evaluation and generation use the hard rule with
  * k = kvprune_rho_to_k(rho, ...).
  *
- * Conventions are those of kernels/cpu/kernels.h: qkv (B,T,3C) packed
+ * Conventions are those of kernels/kernels.h: qkv (B,T,3C) packed
  * [q | k | v], head h uses channels h*hs..h*hs+hs-1, hs = C/NH, scale
  * 1/sqrt(hs); out (B,T,C); lse (B,NH,T); backward ACCUMULATES; OpenMP
  * inside (call from one thread); `real` is float32 (float64 under
  * -DKGPT_F64). Nothing here reads Kconfig. Errors are negative errno
- * values.
+ * values. The cache walks run on the host: the arrays of the training
+ * functions are backend memory that the host can address (the CPU
+ * backend's), the generation cache is host memory on every backend.
  */
 #ifndef KGPT_RA_KVPRUNE_H
 #define KGPT_RA_KVPRUNE_H
@@ -145,8 +147,8 @@ int kvprune_attention_forward(real *out, real *lse, int *evict_step,
  * not touched). dout: (B,T,C); qkv, out, lse, evict_step: what the
  * forward got and wrote, with the same dropout arguments and cfg.
  * The eviction decisions are not differentiable and are held fixed.
- * Hard: the blocked backward of kernels/cpu/attention.c with the kept
- * sets from evict_step (k >= T: attention_backward(), bit-identical).
+ * Hard: the backend's attention_backward_pruned() with the kept sets
+ * from evict_step (k >= T: attention_backward(), bit-identical).
  * Soft: replays the cache walk of the forward per (b, h) (ranks and masks
  * are recomputed, nothing of size T^2 is stored) and differentiates each
  * query; the rho gradients of the (b, h) pairs are added in a fixed

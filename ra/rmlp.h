@@ -16,9 +16,14 @@
  * unchanged: rows 0..D_std-1 of fcw (and entries of fcb, columns of
  * fcprojw) are the standard path, rows D_std..D_ff-1 the reciprocal path.
  *
- * Conventions are those of kernels/cpu/kernels.h: row-major, out = inp @
- * W^T + b, outputs first, every backward ACCUMULATES (+=), OpenMP inside
- * (call from one thread), `real` is float32 (float64 under -DKGPT_F64).
+ * Conventions are those of kernels/kernels.h: row-major, out = inp @
+ * W^T + b, outputs first, every backward ACCUMULATES (+=), call from one
+ * thread, `real` is float32 (float64 under -DKGPT_F64). rmlp_forward()
+ * and rmlp_backward() run on the compute backend (its gemm and the
+ * R-MLP's element-wise kernels), their arrays in backend memory, the
+ * parameters in shared memory; rmlp_init_gates(), rmlp_from_baseline()
+ * and rmlp_get_stats() are host code on shared memory (between
+ * kgpt_sync_for_host() and kgpt_sync_for_backend()).
  * Nothing here reads Kconfig: the model passes the sizes.
  */
 #ifndef KGPT_RA_RMLP_H

@@ -5,10 +5,11 @@
  *	m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
  *	p -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * p)
  * Always float: the optimiser state is float32 even in float64 test builds.
+ * Also AdamW-SPAM's update and the soft reset of its moments.
  * Memory bound (4 streams in, 3 out); one pass, parallel over blocks.
  */
 #include <math.h>
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 
 #ifdef __AVX__
@@ -138,4 +139,16 @@ size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vm
 		p[i] -= lr * (mi * c1 / (sqrtf(vmax[i] * c2) + eps) + wd * p[i]);
 	}
 	return clipped;
+}
+
+/* SPAM's soft reset: m *= 0.5, v *= 0.9, vmax *= 0.9 (vmax may be NULL). */
+void spam_soft_reset(float *m, float *v, float *vmax, size_t n)
+{
+#pragma omp parallel for if (n >= 65536)
+	for (size_t i = 0; i < n; i++) {
+		m[i] *= 0.5f;
+		v[i] *= 0.9f;
+		if (vmax)
+			vmax[i] *= 0.9f;
+	}
 }

@@ -36,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kgpt/rng.h"
-#include "kernels.h"
-#include "kutil.h"
+#include "kernels/kernels.h"
+#include "kernels/cpu/kutil.h"
 
 /* The 32-byte vector helpers below are static; without -mavx gcc warns
  * that returning such vectors would change a public ABI, which none is. */
@@ -762,16 +762,8 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv,
 	bwd_all(&io, &s, &mk);
 }
 
-/*
- * Backward of the hard-pruned attention of ra/kvprune.c (not part of the
- * kernels.h contract; declared there). evict_step: (B,NH,T), see
- * struct att_mask; v_only: 0 for KV mode, 1 for V_ONLY. Otherwise as
- * attention_backward(); out and lse are the pruned forward's.
- */
-void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
-			       const real *out, const real *lse,
-			       const int *evict_step, int v_only, int B, int T,
-			       int C, int NH, float dropout_p, uint64_t dropout_seed);
+/* attention_backward() with the kept sets of evict_step (kernels/kernels.h;
+ * struct att_mask). */
 void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
 			       const real *out, const real *lse,
 			       const int *evict_step, int v_only, int B, int T,

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 #include "kgpt/proc.h"
 

@@ -3,7 +3,7 @@
  * Elementwise kernels: residual add, inverted dropout, scaling and the sum
  * of squares used for gradient-norm clipping.
  */
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 #include "kgpt/rng.h"
 

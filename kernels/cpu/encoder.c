@@ -2,7 +2,7 @@
 /*
  * Token + position embedding (Radford et al. 2019, GPT-2: h0 = W_e[x] + W_p).
  */
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 
 /*

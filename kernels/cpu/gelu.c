@@ -10,7 +10,7 @@
  * 0.044715 x^2), with 1 - s = e s for e = e^(-2u), which avoids the
  * cancellation of 1 - s when s is near 1.
  */
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 
 #define GELU_K	R(0.7978845608028654)	/* sqrt(2/pi) */

@@ -4,7 +4,7 @@
  * y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps), eps = 1e-5,
  * var the biased (1/C) variance.
  */
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 
 #define LN_EPS	R(1e-5)

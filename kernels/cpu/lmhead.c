@@ -13,7 +13,7 @@
  * dwte receive exactly nothing.
  */
 #include <cblas.h>
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
 
 /*

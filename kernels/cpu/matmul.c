@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
  * Linear layer, out = inp @ W^T + bias, through one BLAS gemm per product
- * (sgemm in the trainer, dgemm in the float64 tests; see kgpt/real.h).
+ * (sgemm in the trainer, dgemm in the float64 tests; see kgpt/real.h), and
+ * kgpt_gemm(), the contract's general product, for the mechanisms.
  * All arrays are row-major; W is (OC, C) as in PyTorch.
  */
 #include <cblas.h>
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/kutil.h"
+
+/* C = alpha op(A) op(B) + beta C, row-major (kernels/kernels.h). */
+void kgpt_gemm(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,
+	       const real *B, int ldb, real beta, real *C, int ldc)
+{
+	cblas_gemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+		   M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 /*
  * out (N,OC) = inp (N,C) @ w^T (w: (OC,C)) + bias (OC); bias may be NULL.

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "gpt2/checkpoint.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "tests/tap.h"
 

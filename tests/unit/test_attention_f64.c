@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "tests/tap.h"
 #include "tests/util.h"

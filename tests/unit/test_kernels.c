@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tests/tap.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/fastmath.h"
 #include "kgpt/omp.h"
 #include "kgpt/rng.h"

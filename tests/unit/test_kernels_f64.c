@@ -19,7 +19,7 @@
 #include <string.h>
 #include "tests/tap.h"
 #include "tests/util.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 
 #ifndef KGPT_F64

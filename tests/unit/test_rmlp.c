@@ -15,7 +15,7 @@
 #include "tests/tap.h"
 #include "tests/util.h"
 #include "kgpt/rng.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "ra/rmlp.h"
 
 #define C	768

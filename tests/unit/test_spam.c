@@ -8,7 +8,7 @@
 #include <string.h>
 #include "tests/tap.h"
 #include "gpt2/spam.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 
 /* Ten norms alternating 1 and 3: mean 2, standard deviation 1. */
 static void ten_norms(struct spam_state *s)

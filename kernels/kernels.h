@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kgpt's compute backend: every kernel the model (gpt2/), the mechanisms
+ * (ra/) and the optimizer call, and the memory they run on. This header
+ * is the whole contract; a backend implements all of it. Kconfig chooses
+ * the backend (kernels/Kconfig: BACKEND_CPU is kernels/cpu/, BACKEND_CUDA
+ * kernels/cuda/) and kernels/Kbuild links exactly that one, so no caller
+ * knows which backend runs it and none includes anything under kernels/
+ * but this file.
+ *
+ * Conventions (the same for every function here and in ra/):
+ *  - Size names: B batch, T sequence length, C channels (n_embd), NH heads,
+ *    hs = C/NH head size, V vocabulary (50257), Vp padded vocabulary
+ *    (50304), N = B*T rows, OC output channels, D_ff MLP width.
+ *  - Row-major arrays. A weight matrix of a linear layer is (OC, C), as in
+ *    PyTorch state dicts and llm.c checkpoints; out = inp @ W^T + bias.
+ *  - Outputs first, then inputs, then sizes.
+ *  - Every backward ACCUMULATES (+=) into the gradients it writes, both
+ *    parameter gradients and input gradients; callers zero them when needed
+ *    (kgpt_zero()). The one exception is dropout_backward, which masks dx
+ *    in place.
+ *  - Kernels know nothing of Kconfig: sizes arrive as arguments.
+ *  - `real` is float32 in the trainer, float64 in the gradient tests
+ *    (include/kgpt/real.h; only the CPU backend has a float64 build). The
+ *    optimizer state is float32 always.
+ *  - Call from one host thread. A backend parallelises inside (the CPU
+ *    backend with OpenMP, the CUDA one on the device).
+ *  - Element counts are size_t, offsets computed in size_t: B*T*Vp passes
+ *    2^31 at B = 48, T = 1024.
+ *
+ * Memory. Two kinds, both zeroed when allocated:
+ *  - backend memory (kgpt_alloc()): what kernels read and write. Host code
+ *    never dereferences it; kgpt_upload() and kgpt_download() move data
+ *    in and out. Activations and scratch live here.
+ *  - shared memory (kgpt_alloc_shared()): backend memory that host code may
+ *    also read and write, between kgpt_sync_for_host() and
+ *    kgpt_sync_for_backend() on the range (the pairing of Linux's
+ *    dma_sync_single_for_cpu/_for_device). Parameters, gradients and the
+ *    optimizer state live here, so that initialisation, checkpoints and
+ *    reports are host code on every backend.
+ * Every pointer argument of a kernel is backend or shared memory unless its
+ * comment says "host".
+ *
+ * Ordering. Kernels run in the order they are called and may run after
+ * they return (the CUDA backend queues them). What returns a value
+ * computed from backend memory (sumsq(), adamw_spam_update()) and
+ * kgpt_download() wait for everything queued before. On the CPU backend
+ * all memory is host memory, every kernel has finished when it returns,
+ * and the sync functions do nothing.
+ *
+ * Errors. A backend that fails (a CUDA error, a failed launch) prints the
+ * call, file and line and ends the program: kernels return no error
+ * codes. Allocation is the exception: kgpt_alloc*() return NULL, and the
+ * caller says what it was allocating.
+ */
+#ifndef KGPT_KERNELS_H
+#define KGPT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kgpt/real.h"
+
+/* ------------------------------------------------------------------------
+ * The backend and its memory
+ */
+
+/* One line naming the backend and what it runs on, for logs and benchmark
+ * results, e.g. "cpu (OpenMP, BLAS)" or "cuda (NVIDIA H100, sm_90)". */
+const char *kgpt_backend_name(void);
+
+/* bytes of backend memory, zeroed; NULL when it cannot be had. */
+void *kgpt_alloc(size_t bytes);
+/* bytes of shared memory (see above), zeroed; NULL when it cannot be had. */
+void *kgpt_alloc_shared(size_t bytes);
+/* Free p (from either, bytes as allocated; NULL is a no-op). */
+void kgpt_free(void *p, size_t bytes);
+/* The most bytes of kgpt_alloc*() memory held at once so far. */
+size_t kgpt_mem_peak(void);
+
+/* p[0..bytes) = 0. */
+void kgpt_zero(void *p, size_t bytes);
+/* dst = src, bytes, both backend memory; the ranges do not overlap. */
+void kgpt_copy(void *dst, const void *src, size_t bytes);
+/* host -> backend: dst (backend) = src (host), bytes. src may be reused
+ * as soon as this returns. */
+void kgpt_upload(void *dst, const void *src, size_t bytes);
+/* backend -> host: dst (host) = src (backend), bytes, after every kernel
+ * queued before has finished. */
+void kgpt_download(void *dst, const void *src, size_t bytes);
+
+/* Host code is about to read or write the shared memory [p, p + bytes):
+ * wait for the kernels queued before (and move the range to the host
+ * where that is faster than reading it remotely). */
+void kgpt_sync_for_host(const void *p, size_t bytes);
+/* Host code is done with the shared memory [p, p + bytes); kernels may use
+ * it again (a backend may move it back to the device). */
+void kgpt_sync_for_backend(const void *p, size_t bytes);
+/* Wait until every kernel queued so far has finished (phase timing). */
+void kgpt_sync(void);
+
+/* ------------------------------------------------------------------------
+ * Matrix products
+ */
+
+/*
+ * kgpt_gemm - C = alpha op(A) op(B) + beta C, row-major: the BLAS's
+ * sgemm (dgemm in float64) with CblasRowMajor.
+ * @ta, @tb: nonzero: op(X) = X^T, else op(X) = X. op(A) is (M,K), op(B)
+ *           (K,N), C (M,N).
+ * @lda, @ldb, @ldc: row strides in elements of A, B, C as stored (A is
+ *           (M,K) or, transposed, (K,M)).
+ * With beta = 0, C is only written. 2*M*N*K flops.
+ */
+void kgpt_gemm(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,
+	       const real *B, int ldb, real beta, real *C, int ldc);
+
+/* Linear layer.
+ * out: (N,OC) = inp (N,C) @ w^T (w: (OC,C)) + bias (OC), bias may be NULL.
+ * Backward: dinp (N,C) += dout @ w; dw (OC,C) += dout^T @ inp;
+ * dbias (OC) += column sums of dout. dinp, dbias may be NULL (skipped). */
+void matmul_forward(real *out, const real *inp, const real *w,
+		    const real *bias, int N, int C, int OC);
+/* dbias (OC) += column sums of dout (N,OC), deterministic (the rows are
+ * added in order); matmul_backward's bias gradient, also called on its own
+ * where a fused kernel needs it. */
+void bias_backward(real *dbias, const real *dout, int N, int OC);
+void matmul_backward(real *dinp, real *dw, real *dbias, const real *dout,
+		     const real *inp, const real *w, int N, int C, int OC);
+
+/* ------------------------------------------------------------------------
+ * Layers
+ */
+
+/* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:].
+ * out: (B,T,C); inp: (B,T) token ids < Vp (the trainer checks < V);
+ * wte: (Vp,C); wpe: (maxT,C), T <= maxT.
+ * Backward: dwte[inp[b,t],:] += dout[b,t,:], dwpe[t,:] += sum_b dout[b,t,:]. */
+void encoder_forward(real *out, const int *inp, const real *wte,
+		     const real *wpe, int B, int T, int C);
+void encoder_backward(real *dwte, real *dwpe, const real *dout,
+		      const int *inp, int B, int T, int C);
+
+/* LayerNorm over the last dimension, eps = 1e-5 (Ba, Kiros & Hinton 2016):
+ * y = (x - mean) rstd w + b, rstd = 1 / sqrt(var + eps), var biased (1/C).
+ * out, inp: (N,C); mean, rstd: (N) saved for backward; w, b: (C).
+ * Backward: dinp (N,C) +=; dw, db (C) += sum over rows of dout * xhat, dout. */
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+		       const real *w, const real *b, int N, int C);
+void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
+			const real *inp, const real *w, const real *mean,
+			const real *rstd, int N, int C);
+
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. in section 2):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). out, inp: (n); out may
+ * alias inp. Backward takes the pre-activation inp, so the activation need
+ * not be kept: dinp (n) += gelu'(inp) dout. */
+void gelu_forward(real *out, const real *inp, size_t n);
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n);
+
+/* out = a + b, all (n). out may alias a or b. */
+void residual_forward(real *out, const real *a, const real *b, size_t n);
+
+/* Inverted dropout with probability p (Srivastava et al. 2014), in place.
+ * The mask element i is kgpt_dropout_keep(seed, i, p) (include/kgpt/rng.h),
+ * so backward regenerates it from (seed, p) and nothing is stored.
+ * dropout_backward scales dx in place (it does not accumulate).
+ * p == 0 is a no-op. x, dx: (n). */
+void dropout_forward(real *x, size_t n, float p, uint64_t seed);
+void dropout_backward(real *dx, size_t n, float p, uint64_t seed);
+
+/* LM head + softmax cross-entropy over the padded vocabulary, in chunks of
+ * rows so the (N,Vp) logits are never stored whole.
+ * x: (N,C) final LayerNorm output; wte: (Vp,C) (tied) or the head weight;
+ * targets: (N) ids < V; losses: (N) per-row -log p(target), natural log.
+ * Padded logits (V <= j < Vp) get no probability and no gradient, and the
+ * padded rows V..Vp-1 of wte are neither read nor written.
+ * scratch: chunk*Vp reals (backend memory). */
+void lm_head_forward(real *losses, const real *x, const real *wte,
+		     const int *targets, int N, int C, int V, int Vp,
+		     real *scratch, int chunk);
+/* Same, and backward for a total loss L = sum_i dloss * losses[i]:
+ * dx (N,C) += dL/dx, dwte (Vp,C) += dL/dwte. */
+void lm_head_forward_backward(real *losses, real *dx, real *dwte,
+			      const real *x, const real *wte,
+			      const int *targets, real dloss, int N, int C,
+			      int V, int Vp, real *scratch, int chunk);
+
+/* ------------------------------------------------------------------------
+ * Attention
+ */
+
+/* Causal multi-head self-attention (Vaswani et al. 2017), memory-efficient
+ * (FlashAttention, Dao et al. 2022): the (B,NH,T,T) probabilities are never
+ * stored; forward saves the log-sum-exp of each query row, backward
+ * recomputes the probabilities from it.
+ * qkv: (B,T,3C) packed [q | k | v], head h uses channels h*hs..h*hs+hs-1
+ * of each; out: (B,T,C); lse: (B,NH,T), natural log. Scores scaled by
+ * 1/sqrt(hs). Dropout p on the probabilities, mask element
+ * ((b*NH+h)*T + i)*T + j from (seed, index) (kgpt_dropout_keep()).
+ * Backward: dqkv (B,T,3C) += given dout (B,T,C) and the forward's out, lse. */
+void attention_forward(real *out, real *lse, const real *qkv, int B, int T,
+		       int C, int NH, float dropout_p, uint64_t dropout_seed);
+void attention_backward(real *dqkv, const real *dout, const real *qkv,
+			const real *out, const real *lse, int B, int T, int C,
+			int NH, float dropout_p, uint64_t dropout_seed);
+
+/*
+ * Backward of hard-pruned attention (ra/kvprune.h): attention_backward()
+ * restricted, for query i of head (b, h), to the kept keys
+ * {j <= i : evict_step[(b*NH+h)*T + j] > i}.
+ * evict_step: (B,NH,T) ints, the step at which each key left the cache,
+ * T if never. v_only = 0 (KV mode): the softmax ran over the kept keys
+ * alone, and lse is theirs. v_only = 1 (V_ONLY): the softmax ran over all
+ * keys <= i, but only kept values entered the output. out and lse are the
+ * pruned forward's; otherwise as attention_backward().
+ */
+void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
+			       const real *out, const real *lse,
+			       const int *evict_step, int v_only, int B, int T,
+			       int C, int NH, float dropout_p, uint64_t dropout_seed);
+
+/* ------------------------------------------------------------------------
+ * The R-MLP's element-wise passes (ra/rmlp.h, docs/r-mlp.md). ra/rmlp.c
+ * runs them between its matrix products; the scalars arrive as host
+ * values, their gradients are accumulated in backend memory.
+ */
+
+/*
+ * rmlp_act_forward - pre (N, D_ff) -> h (N, D_ff), D_ff = Ds + Rr:
+ * h[:, :Ds] = s_std GELU(pre[:, :Ds]); the reciprocal part, without the
+ * mixer (mixer = 0), to h[:, Ds:] = s_low GELU(pre[:, Ds:]); with it, to
+ * u (N, Rr) = GELU(pre[:, Ds:]) (h[:, Ds:] is then left to the mixer's
+ * gemm). GELU as gelu_forward().
+ */
+void rmlp_act_forward(real *h, real *u, const real *pre, real s_std, real s_low,
+		      int N, int Ds, int Rr, int mixer);
+
+/*
+ * rmlp_act_backward - in place, dh (N, D_ff) -> dpre (N, D_ff).
+ * Standard part: dpre = s_std GELU'(pre) dh; acc_std = sum dh GELU(pre).
+ * Reciprocal part, with dm = du (N, Rr) = dh_low @ mixw when du is not
+ * NULL (the mixer), else dm = dh[:, Ds:]: dpre = s_low GELU'(pre) dm and
+ * acc_low = sum dm GELU(pre) = dL/d s_low. Then, with s_low = w_rec * gate:
+ * *dw_std += acc_std, *dw_rec += gate acc_low, *dgate += w_rec acc_low
+ * (dgate may be NULL: no gate). The sums are reduced in double,
+ * deterministically. dfcb (D_ff), when not NULL, += column sums of dpre
+ * (the up-projection's bias gradient).
+ */
+void rmlp_act_backward(real *dh, real *dfcb, real *dw_std, real *dw_rec, real *dgate,
+		       const real *pre, const real *du, real s_std, real s_low,
+		       real w_rec, real gate, int N, int Ds, int Rr);
+
+/* ------------------------------------------------------------------------
+ * Optimizer
+ */
+
+/* AdamW (Loshchilov & Hutter 2019) on one tensor of n elements:
+ * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p).
+ * step t starts at 1. Pass wd = 0 for tensors that are not decayed.
+ * All float (n). */
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+		  float lr, float beta1, float beta2, float eps, float wd,
+		  int t);
+
+/* AdamW-SPAM (Huang et al. 2025): with theta > 0 each g clipped to
+ * +-sqrt(theta v) first (v before the step; not where v is 0), then AdamW with AMSGrad,
+ * the denominator sqrt(vmax / (1-b2^t)) + eps with vmax = max(vmax, v).
+ * All float (n). Returns the number of elements clipped. */
+size_t adamw_spam_update(float *p, const float *g, float *m, float *v, float *vmax,
+			 size_t n, float lr, float beta1, float beta2, float eps, float wd,
+			 int t, float theta);
+
+/* AdamW-SPAM's soft reset after a spike (gpt2/spam.h), over n elements:
+ * m *= 0.5, v *= 0.9, vmax *= 0.9 (vmax may be NULL). All float. */
+void spam_soft_reset(float *m, float *v, float *vmax, size_t n);
+
+/* Sum of squares of g (n), accumulated in double (deterministic). */
+double sumsq(const real *g, size_t n);
+/* x *= s, (n). */
+void scale_inplace(real *x, size_t n, real s);
+
+#endif /* KGPT_KERNELS_H */
