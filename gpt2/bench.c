@@ -29,6 +29,7 @@
 
 #include "gpt2/step.h"
 #include "gpt2/train.h"
+#include "kernels/kernels.h"
 #include "kgpt/proc.h"
 #include "kgpt/rng.h"
 
@@ -85,16 +86,15 @@ static double bench_step(struct gpt2 *m, struct kgpt_rng *rng, int *inputs,
 }
 
 /* Touch every page of the model's memory (it is zero already, from
- * calloc()), so that no timed step pays for first-touch page faults. */
+ * kgpt_alloc*()), so that no timed step pays for first-touch page faults. */
 static void prefault(struct gpt2 *m)
 {
-	struct optim_buf ob[OPTIM_MAX_BUFS];
-	int nb = optim_state_bufs(&m->opt, m->num_params, ob);
-
-	memset(m->grads, 0, m->num_params * sizeof(*m->grads));
-	for (int i = 0; i < nb; i++)
-		memset(ob[i].p, 0, ob[i].bytes);
-	memset(m->acts, 0, m->num_acts * sizeof(*m->acts));
+	kgpt_zero(m->grads, m->num_params * sizeof(*m->grads));
+	kgpt_zero(m->opt.m, m->num_params * sizeof(float));
+	kgpt_zero(m->opt.v, m->num_params * sizeof(float));
+	if (m->opt.vmax)
+		kgpt_zero(m->opt.vmax, m->num_params * sizeof(float));
+	kgpt_zero(m->acts, m->num_acts * sizeof(*m->acts));
 }
 
 static cJSON *phases_json(const double *ph_ms, double other_ms)

@@ -834,7 +834,7 @@ static int write_atomic(const char *file, const char *intact, write_fn fn,
 	return fsync_dir(dir);
 }
 
-int ckpt_write_llmc(const char *file, const struct gpt2 *m)
+static int write_llmc(const char *file, const struct gpt2 *m)
 {
 	struct model_writer w = { m };
 	char intact[4200];
@@ -846,7 +846,18 @@ int ckpt_write_llmc(const char *file, const struct gpt2 *m)
 	return write_atomic(file, intact, write_model, &w);
 }
 
-int ckpt_load_llmc(const char *file, struct gpt2 *m)
+/* The parameters are read on the host (gpt2/gpt2.h). */
+int ckpt_write_llmc(const char *file, const struct gpt2 *m)
+{
+	int err;
+
+	gpt2_sync_for_host(m);
+	err = write_llmc(file, m);
+	gpt2_sync_for_backend(m);
+	return err;
+}
+
+static int load_llmc(const char *file, struct gpt2 *m)
 {
 	struct rfile f;
 	int dropped = 0, err;
@@ -865,6 +876,17 @@ int ckpt_load_llmc(const char *file, struct gpt2 *m)
 		memcpy(gpt2_param(m, P_LMHEAD), gpt2_param(m, P_WTE),
 		       m->tensors[P_WTE].size * sizeof(real));
 	return 0;
+}
+
+/* The parameters are written on the host (gpt2/gpt2.h). */
+int ckpt_load_llmc(const char *file, struct gpt2 *m)
+{
+	int err;
+
+	gpt2_sync_for_host(m);
+	err = load_llmc(file, m);
+	gpt2_sync_for_backend(m);
+	return err;
 }
 
 /* ------------------------------------------------------------------------
@@ -1284,7 +1306,7 @@ fail:
 	return -err;
 }
 
-int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_state,
+static int save(const char *run_dir, const struct gpt2 *m, const void *trainer_state,
 	      size_t state_len, int keep)
 {
 	char ckdir[4096], name[64], tmp[4096], final[4096], path[4096];
@@ -1362,6 +1384,18 @@ int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_sta
 	return 0;
 }
 
+/* The model state is read on the host (gpt2/gpt2.h). */
+int ckpt_save(const char *run_dir, const struct gpt2 *m, const void *trainer_state,
+	      size_t state_len, int keep)
+{
+	int err;
+
+	gpt2_sync_for_host(m);
+	err = save(run_dir, m, trainer_state, state_len, keep);
+	gpt2_sync_for_backend(m);
+	return err;
+}
+
 int ckpt_verify(const char *dir)
 {
 	char mpath[4096], spath[4096];
@@ -1414,7 +1448,7 @@ int ckpt_verify(const char *dir)
 	return err;
 }
 
-int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state_len)
+static int load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state_len)
 {
 	char mpath[4096], spath[4096];
 	struct state_field sf[FP_FILE_MAX];
@@ -1502,6 +1536,17 @@ int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state
 		m->step = (int)h.step;
 	}
 	free(blob);
+	return err;
+}
+
+/* The model state is written on the host (gpt2/gpt2.h). */
+int ckpt_load(const char *dir, struct gpt2 *m, void *trainer_state, size_t state_len)
+{
+	int err;
+
+	gpt2_sync_for_host(m);
+	err = load(dir, m, trainer_state, state_len);
+	gpt2_sync_for_backend(m);
 	return err;
 }
 

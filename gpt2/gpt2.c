@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * GPT-2 forward and backward on the CPU, specialised by gpt2/config.h.
+ * GPT-2 forward and backward, specialised by gpt2/config.h, on the compute
+ * backend of kernels/kernels.h (Kconfig chooses it; nothing here knows
+ * which). Parameters, gradients and optimizer state are shared memory,
+ * activations backend memory; what host code reads of them (the losses,
+ * logits, the generation cache's rows) goes through kgpt_download().
  *
  * Block l (pre-LayerNorm, Radford et al. 2019):
  *   res2 = x + Dropout(AttnProj(Attention(LN1(x))))
@@ -116,12 +120,12 @@ static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 	if (gpt2_rmlp_backward(m, l, dout, N))
 		return;
 	gelu_forward(h, a->fch, nd);	/* recompute instead of storing */
-	memset(dh, 0, nd * sizeof(real));
+	kgpt_zero(dh, nd * sizeof(real));
 	matmul_backward(dh, gpt2_grad(m, P_FCPROJW) + (size_t)l * C * DFF, dfcpb, dout, h,
 			gpt2_param(m, P_FCPROJW) + (size_t)l * C * DFF, N, DFF, C);
-	memset(h, 0, nd * sizeof(real));
+	kgpt_zero(h, nd * sizeof(real));
 	gelu_backward(h, a->fch, dh, nd);
-	memset(m->dln, 0, (size_t)N * C * sizeof(real));
+	kgpt_zero(m->dln, (size_t)N * C * sizeof(real));
 	matmul_backward(m->dln, gpt2_grad(m, P_FCW) + (size_t)l * DFF * C, dfcb, h, a->ln2,
 			gpt2_param(m, P_FCW) + (size_t)l * DFF * C, N, C, DFF);
 }
@@ -299,13 +303,21 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 	return off;
 }
 
-static void *xcalloc(size_t n, size_t size, const char *what)
+/* Host staging for what host code reads or writes of backend memory:
+ * the losses (N), one row of logits (Vp), q, k, v and the attention
+ * output of one token (4C). */
+#define HOST_N	(GPT2_N > VP ? (GPT2_N > 4 * C ? GPT2_N : 4 * C) : (VP > 4 * C ? VP : 4 * C))
+
+/* n reals of backend (or, shared, shared) memory, zeroed; NULL after a
+ * message naming what and how much. */
+static real *xalloc(size_t n, int shared, const char *what)
 {
-	void *p = calloc(n, size);
+	size_t bytes = n * sizeof(real);
+	real *p = shared ? kgpt_alloc_shared(bytes) : kgpt_alloc(bytes);
 
 	if (!p)
-		fprintf(stderr, "kgpt: out of memory allocating %s (%.1f MiB); %s\n",
-			what, (double)n * size / (1 << 20),
+		fprintf(stderr, "kgpt: out of %s memory allocating %s (%.1f MiB); %s\n",
+			kgpt_backend_name(), what, (double)bytes / (1 << 20),
 			strstr(what, "activation") ?
 			"lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE" :
 			"choose a smaller model (n_layer, n_embd) in make menuconfig");
@@ -323,27 +335,56 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
 		if (gpt2_tensor_frozen(t))
 			m->num_trainable -= m->tensors[t].size;
-	m->params = xcalloc(m->num_params, sizeof(real), "parameters");
-	m->grads = xcalloc(m->num_params, sizeof(real), "gradients");
+	m->params = xalloc(m->num_params, 1, "parameters");
+	m->grads = xalloc(m->num_params, 1, "gradients");
 	m->num_acts = plan_acts(m, NULL);
-	m->acts = xcalloc(m->num_acts, sizeof(real), "activations");
-	if (!m->params || !m->grads || !m->acts || optim_alloc(&m->opt, m->num_params)) {
+	m->acts = xalloc(m->num_acts, 0, "activations");
+	m->host = malloc(HOST_N * sizeof(real));
+	if (!m->params || !m->grads || !m->acts || !m->host ||
+	    optim_alloc(&m->opt, m->num_params)) {
 		gpt2_free(m);
 		return -ENOMEM;
 	}
 	plan_acts(m, m->acts);
 	m->lm_chunk = LM_CHUNK;
+	gpt2_sync_for_host(m);
 	init_params(m, seed);
+	gpt2_sync_for_backend(m);
 	return 0;
 }
 
 void gpt2_free(struct gpt2 *m)
 {
-	free(m->params);
-	free(m->grads);
-	optim_free(&m->opt);
-	free(m->acts);
+	kgpt_free(m->params, m->num_params * sizeof(real));
+	kgpt_free(m->grads, m->num_params * sizeof(real));
+	optim_free(&m->opt, m->num_params);
+	kgpt_free(m->acts, m->num_acts * sizeof(real));
+	free(m->host);
 	memset(m, 0, sizeof(*m));
+}
+
+void gpt2_sync_for_host(const struct gpt2 *m)
+{
+	size_t np = m->num_params;
+
+	kgpt_sync_for_host(m->params, np * sizeof(real));
+	kgpt_sync_for_host(m->grads, np * sizeof(real));
+	kgpt_sync_for_host(m->opt.m, np * sizeof(float));
+	kgpt_sync_for_host(m->opt.v, np * sizeof(float));
+	if (m->opt.vmax)
+		kgpt_sync_for_host(m->opt.vmax, np * sizeof(float));
+}
+
+void gpt2_sync_for_backend(const struct gpt2 *m)
+{
+	size_t np = m->num_params;
+
+	kgpt_sync_for_backend(m->params, np * sizeof(real));
+	kgpt_sync_for_backend(m->grads, np * sizeof(real));
+	kgpt_sync_for_backend(m->opt.m, np * sizeof(float));
+	kgpt_sync_for_backend(m->opt.v, np * sizeof(float));
+	if (m->opt.vmax)
+		kgpt_sync_for_backend(m->opt.vmax, np * sizeof(float));
 }
 
 size_t gpt2_bytes(const struct gpt2 *m)
@@ -409,7 +450,7 @@ static void forward_trunk(struct gpt2 *m, const int *inputs, int B, int T, float
 {
 	const int N = B * T;
 
-	memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
+	kgpt_upload(m->inputs, inputs, (size_t)N * sizeof(int));
 	encoder_forward(m->encoded, m->inputs, gpt2_param(m, P_WTE), gpt2_param(m, P_WPE),
 			B, T, C);
 	if (p > 0.0f)
@@ -420,12 +461,14 @@ static void forward_trunk(struct gpt2 *m, const int *inputs, int B, int T, float
 			  gpt2_param(m, P_LNFW), gpt2_param(m, P_LNFB), N, C);
 }
 
-static double mean_loss(const real *losses, int N)
+/* Mean of the N losses of the last forward (m->losses, backend memory). */
+static double mean_loss(struct gpt2 *m, int N)
 {
 	double s = 0;
 
+	kgpt_download(m->host, m->losses, (size_t)N * sizeof(real));
 	for (int i = 0; i < N; i++)
-		s += losses[i];
+		s += m->host[i];
 	return s / N;
 }
 
@@ -437,10 +480,10 @@ double gpt2_forward(struct gpt2 *m, const int *inputs, const int *targets, int B
 	forward_trunk(m, inputs, B, T, 0.0f, 0);
 	if (!targets)
 		return 0.0f;
-	memcpy(m->targets, targets, (size_t)N * sizeof(int));
+	kgpt_upload(m->targets, targets, (size_t)N * sizeof(int));
 	lm_head_forward(m->losses, m->lnf, head_weight(m), m->targets, N, C, V, VP,
 			m->lm_scratch, m->lm_chunk);
-	return mean_loss(m->losses, N);
+	return mean_loss(m, N);
 }
 
 double gpt2_eval_loss_part(struct gpt2 *m, struct dataloader *dl, int batches, int part,
@@ -477,8 +520,9 @@ void gpt2_logits(struct gpt2 *m, int row, float *logits)
 	real *out = (real *)m->lm_scratch;
 
 	matmul_forward(out, m->lnf + (size_t)row * C, head_weight(m), NULL, 1, C, VP);
+	kgpt_download(m->host, out, VP * sizeof(real));
 	for (int i = 0; i < VP; i++)
-		logits[i] = (float)out[i];
+		logits[i] = (float)m->host[i];
 }
 
 /* ------------------------------------------------------------------------
@@ -523,6 +567,21 @@ size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only)
 	return n;
 }
 
+/* Attention of the new token in layer l through its KV cache, which is
+ * host memory: q, k, v (the token's row of qkv) down, atty up. */
+static int gen_attention(struct gpt2 *m, struct gpt2_gen *g, int l)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	real *qkv = m->host, *att = m->host + 3 * C;
+	int err;
+
+	kgpt_download(qkv, a->qkv, 3 * C * sizeof(real));
+	err = kv_cache_step(&g->cache[l], att, qkv, qkv + C, qkv + 2 * C);
+	if (!err)
+		kgpt_upload(a->atty, att, C * sizeof(real));
+	return err;
+}
+
 int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
 {
 	const int t = g->t;
@@ -532,7 +591,8 @@ int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
 	if (t >= GPT2_MAXT)
 		return -ENOSPC;
 	/* the embedding of position t: wpe from row t on */
-	encoder_forward(m->encoded, &token, gpt2_param(m, P_WTE),
+	kgpt_upload(m->inputs, &token, sizeof(token));
+	encoder_forward(m->encoded, m->inputs, gpt2_param(m, P_WTE),
 			gpt2_param(m, P_WPE) + (size_t)t * C, 1, 1, C);
 	for (int l = 0; l < L; l++) {
 		struct gpt2_layer_acts *a = &m->layer[l];
@@ -547,7 +607,7 @@ int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
 		matmul_forward(a->qkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
 			       qkvb, 1, C, 3 * C);
 		gpt2_ra_qk_forward(m, l, 1);
-		err = kv_cache_step(&g->cache[l], a->atty, a->qkv, a->qkv + C, a->qkv + 2 * C);
+		err = gen_attention(m, g, l);
 		if (err)
 			return err;
 		gpt2_ra_out_forward(m, l, 1);
@@ -578,7 +638,7 @@ static const real *branch_grad(struct gpt2 *m, size_t n, float p, uint64_t seed)
 {
 	if (p == 0.0f)
 		return m->dres;
-	memcpy(m->branch, m->dres, n * sizeof(real));
+	kgpt_copy(m->branch, m->dres, n * sizeof(real));
 	dropout_backward(m->branch, n, p, seed);
 	return m->branch;
 }
@@ -601,15 +661,15 @@ static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
 
 	/* Attention branch: dres becomes d/d x. */
 	dbranch = branch_grad(m, nc, p, site_seed(seed, l, 1));
-	memset(m->datty, 0, nc * sizeof(real));
+	kgpt_zero(m->datty, nc * sizeof(real));
 	matmul_backward(m->datty, gpt2_grad(m, P_ATTPROJW) + (size_t)l * C * C, dapb,
 			dbranch, a->atto, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
 			N, C, C);
-	memset(m->dqkv, 0, 3 * nc * sizeof(real));
+	kgpt_zero(m->dqkv, 3 * nc * sizeof(real));
 	gpt2_ra_out_backward(m, l, N);
 	attn_backward(m, l, B, T, p, site_seed(seed, l, 0));
 	gpt2_ra_qk_backward(m, l, N);
-	memset(m->dln, 0, nc * sizeof(real));
+	kgpt_zero(m->dln, nc * sizeof(real));
 	matmul_backward(m->dln, gpt2_grad(m, P_QKVW) + (size_t)l * 3 * C * C, dqkvb,
 			m->dqkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
 			N, C, 3 * C);
@@ -628,12 +688,12 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 
 	m->training = 1;
 	forward_trunk(m, inputs, B, T, p, seed);
-	memcpy(m->targets, targets, (size_t)N * sizeof(int));
+	kgpt_upload(m->targets, targets, (size_t)N * sizeof(int));
 
-	memset(m->dln, 0, nc * sizeof(real));
+	kgpt_zero(m->dln, nc * sizeof(real));
 	lm_head_forward_backward(m->losses, m->dln, dhead, m->lnf, head_weight(m), m->targets,
 				 (real)grad_scale / N, N, C, V, VP, m->lm_scratch, m->lm_chunk);
-	memset(m->dres, 0, nc * sizeof(real));
+	kgpt_zero(m->dres, nc * sizeof(real));
 	layernorm_backward(m->dres, gpt2_grad(m, P_LNFW), gpt2_grad(m, P_LNFB), m->dln,
 			   m->layer[L - 1].res3, gpt2_param(m, P_LNFW), m->lnf_mean,
 			   m->lnf_rstd, N, C);
@@ -644,7 +704,7 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	encoder_backward(gpt2_grad(m, P_WTE), gpt2_grad(m, P_WPE), m->dres, m->inputs, B, T, C);
 	gpt2_kv_aux_loss(m, grad_scale);
 	m->training = 0;
-	return mean_loss(m->losses, N);
+	return mean_loss(m, N);
 }
 
 double gpt2_flops_per_token(void)

@@ -8,6 +8,12 @@
  * in a second allocation planned once; per step only the attention
  * kernels allocate their scratch (per call, per thread).
  * Backward keeps gradients of one layer's activations at a time.
+ *
+ * Memory is the compute backend's (kernels/kernels.h): parameters,
+ * gradients and the optimizer moments are shared memory, which host code
+ * (initialisation, checkpoints, reports) touches only between
+ * gpt2_sync_for_host() and gpt2_sync_for_backend(); the activations are
+ * backend memory, which only kernels touch.
  */
 #ifndef KGPT_GPT2_H
 #define KGPT_GPT2_H
@@ -78,6 +84,7 @@ struct gpt2 {
 	/* backward scratch, one layer at a time */
 	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
 	int lm_chunk;
+	real *host;		/* host memory: staging for losses, logits, one token's q, k, v */
 
 	int step;		/* optimizer steps taken (AdamW t; gpt2_update() counts) */
 	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */
@@ -110,6 +117,13 @@ static inline real *gpt2_grad(struct gpt2 *m, enum gpt2_tensor t)
  * 0. Returns 0 or -ENOMEM (with a message giving the bytes asked for). */
 int gpt2_init(struct gpt2 *m, uint64_t seed);
 void gpt2_free(struct gpt2 *m);
+
+/* Host code is about to read or write m's parameters, gradients or
+ * optimizer moments (checkpoints, reports, broadcasts): wait for the
+ * kernels queued before (kgpt_sync_for_host() on each array). */
+void gpt2_sync_for_host(const struct gpt2 *m);
+/* ... and is done with them: kernels may use them again. */
+void gpt2_sync_for_backend(const struct gpt2 *m);
 
 /* Evaluation forward (no dropout) of inputs (B,T) ids, B <= GPT2_B,
  * T <= GPT2_T. With targets (B,T): returns the mean cross-entropy in nats

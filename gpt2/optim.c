@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The optimizer: zeroing and clipping the gradients, and the AdamW update
- * (adamw_update(), kernels/kernels.h) of every trainable tensor, with its state (the
- * moments m and v) in m->opt. Frozen tensors (the LayerNorm biases of a
+ * (adamw_update(), kernels/kernels.h) of every trainable tensor, with its
+ * state (the moments m and v, shared memory of the backend) in m->opt. Frozen tensors (the LayerNorm biases of a
  * model without biases) get no gradient and no update.
  *
  * With CONFIG_OPTIMIZER_SELECT_ADAMWSPAM, AdamW-SPAM (Huang et al. 2025;
@@ -48,26 +48,28 @@
 
 int optim_alloc(struct gpt2_optim *o, size_t num_params)
 {
+	size_t bytes = num_params * sizeof(float);
+
 	memset(o, 0, sizeof(*o));
-	o->m = calloc(num_params, sizeof(float));
-	o->v = calloc(num_params, sizeof(float));
+	o->m = kgpt_alloc_shared(bytes);
+	o->v = kgpt_alloc_shared(bytes);
 	if (SPAM)
-		o->vmax = calloc(num_params, sizeof(float));
+		o->vmax = kgpt_alloc_shared(bytes);
 	if (!o->m || !o->v || (SPAM && !o->vmax)) {
-		fprintf(stderr, "kgpt: out of memory allocating the AdamW moments (%.1f MiB); "
+		fprintf(stderr, "kgpt: out of %s memory allocating the AdamW moments (%.1f MiB); "
 			"choose a smaller model (n_layer, n_embd) in make menuconfig\n",
-			(double)num_params * optim_bytes_per_param() / (1 << 20));
-		optim_free(o);
+			kgpt_backend_name(), (double)num_params * optim_bytes_per_param() / (1 << 20));
+		optim_free(o, num_params);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-void optim_free(struct gpt2_optim *o)
+void optim_free(struct gpt2_optim *o, size_t num_params)
 {
-	free(o->m);
-	free(o->v);
-	free(o->vmax);
+	kgpt_free(o->m, num_params * sizeof(float));
+	kgpt_free(o->v, num_params * sizeof(float));
+	kgpt_free(o->vmax, num_params * sizeof(float));
 	memset(o, 0, sizeof(*o));
 }
 
@@ -94,7 +96,7 @@ int optim_state_bufs(struct gpt2_optim *o, size_t num_params, struct optim_buf *
 
 void gpt2_zero_grad(struct gpt2 *m)
 {
-	memset(m->grads, 0, m->num_params * sizeof(real));
+	kgpt_zero(m->grads, m->num_params * sizeof(real));
 }
 
 float gpt2_clip_grad(struct gpt2 *m, float clip)
@@ -104,8 +106,8 @@ float gpt2_clip_grad(struct gpt2 *m, float clip)
 	/* frozen tensors get no update: their gradients stay out of the norm */
 	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
 		if (m->tensors[t].size && gpt2_tensor_frozen(t))
-			memset(m->grads + m->tensors[t].offset, 0,
-			       m->tensors[t].size * sizeof(real));
+			kgpt_zero(m->grads + m->tensors[t].offset,
+				  m->tensors[t].size * sizeof(real));
 	norm = (float)sqrt(sumsq(m->grads, m->num_params));
 
 	if (clip > 0.0f && norm > clip)
@@ -144,9 +146,9 @@ static float spam_periodic(struct gpt2 *m)
 	int k = spam_since_reset(m->step, SPAM_INTERVAL);
 
 	if (k == 0) {
-		memset(o->m, 0, m->num_params * sizeof(float));
-		memset(o->v, 0, m->num_params * sizeof(float));
-		memset(o->vmax, 0, m->num_params * sizeof(float));
+		kgpt_zero(o->m, m->num_params * sizeof(float));
+		kgpt_zero(o->v, m->num_params * sizeof(float));
+		kgpt_zero(o->vmax, m->num_params * sizeof(float));
 		o->spam.resets++;
 	}
 	return spam_ramp(k, SPAM_RAMP);

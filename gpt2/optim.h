@@ -16,17 +16,19 @@
 #include "gpt2/spam.h"
 
 struct gpt2_optim {
-	float *m, *v;		/* AdamW moments, num_params each */
+	float *m, *v;		/* AdamW moments, num_params each (shared memory) */
 	float *vmax;		/* SPAM: AMSGrad max of v (num_params); else NULL */
 	struct spam_state spam;	/* SPAM only; zero otherwise */
 };
 
 struct gpt2;
 
-/* Allocate o's moments for num_params parameters, zeroed. Returns 0 or
- * -ENOMEM (after a message, nothing left allocated). */
+/* Allocate o's moments for num_params parameters, zeroed, in the
+ * backend's shared memory (kernels/kernels.h). Returns 0 or -ENOMEM
+ * (after a message, nothing left allocated). */
 int optim_alloc(struct gpt2_optim *o, size_t num_params);
-void optim_free(struct gpt2_optim *o);
+/* Free them (num_params as allocated). */
+void optim_free(struct gpt2_optim *o, size_t num_params);
 /* Bytes of optimizer state per parameter (for gpt2_bytes()). */
 size_t optim_bytes_per_param(void);
 /* Bytes of the state file's optimizer section after m and v: SPAM's vmax

@@ -44,7 +44,9 @@ void gpt2_train_step(struct gpt2 *m, const struct gpt2_batches *src, float lr,
 	micro_batches(m, src, acc);
 	if (dist_size() > 1) {
 		t0 = kgpt_now_s();
+		gpt2_sync_for_host(m);
 		dist_sum_reals(m->grads, m->num_params);
+		gpt2_sync_for_backend(m);
 		dist_sum_doubles(acc, 2);
 		r->allreduce_s = kgpt_now_s() - t0;
 	}

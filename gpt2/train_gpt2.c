@@ -929,9 +929,11 @@ static int share_start(struct train *tr)
 	if (dist_is_root())
 		train_state_get(tr, &st);
 	dist_bcast(&st, sizeof(st));
+	gpt2_sync_for_host(m);
 	dist_bcast(m->params, m->num_params * sizeof(*m->params));
 	for (int i = 0; i < nb; i++)
 		dist_bcast(ob[i].p, ob[i].bytes);
+	gpt2_sync_for_backend(m);
 	dist_bcast(&m->step, sizeof(m->step));
 	if (!dist_is_root()) {
 		train_state_set(tr, &st);

@@ -3,22 +3,37 @@
  * KV-cache pruning in the GPT-2 model (ra/kvprune_gpt2.h): every layer's
  * attention keeps at most k keys/values per (sequence, head), with the
  * same rule in training, evaluation and generation (docs/kv-pruning.md).
- * Compiled only with CONFIG_KV_CACHE_PRUNE.
+ * Compiled only with CONFIG_KV_CACHE_PRUNE. The learned keep ratios rho
+ * are parameters in shared memory: read and written here on the host,
+ * between kgpt_sync_for_host() and kgpt_sync_for_backend().
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "gpt2/gpt2.h"
+#include "kernels/kernels.h"
 
 #define L	GPT2_L
 #define KV_MODE	(IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ? KVPRUNE_V_ONLY : KVPRUNE_KV)
 #define KV_REC	CONFIG_KV_PRUNE_RECENCY
 
+/* Layer l's rho, read on the host. */
+static real kv_rho(const struct gpt2 *m, int l)
+{
+	const real *rho = m->params + m->tensors[P_KV_RHO].offset + l;
+	real r;
+
+	kgpt_sync_for_host(rho, sizeof(*rho));
+	r = *rho;
+	kgpt_sync_for_backend(rho, sizeof(*rho));
+	return r;
+}
+
 int gpt2_kv_budget(const struct gpt2 *m, int l)
 {
 #if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
-	return kvprune_rho_to_k(m->params[m->tensors[P_KV_RHO].offset + l], KV_REC, GPT2_MAXT);
+	return kvprune_rho_to_k(kv_rho(m, l), KV_REC, GPT2_MAXT);
 #else
 	return CONFIG_KV_PRUNE_K;
 #endif
@@ -34,7 +49,7 @@ static struct kvprune_cfg kv_cfg(const struct gpt2 *m, int l, int soft)
 
 	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) && soft) {
 		c.soft = 1;
-		c.rho = m->params[m->tensors[P_KV_RHO].offset + l];
+		c.rho = kv_rho(m, l);
 	}
 	return c;
 }
@@ -92,14 +107,28 @@ void gpt2_kv_aux_loss(struct gpt2 *m, float grad_scale)
 	real *drho = gpt2_grad(m, P_KV_RHO);
 	double sum = 0;
 
+	kgpt_sync_for_host(rho, L * sizeof(*rho));
+	kgpt_sync_for_host(drho, L * sizeof(*drho));
 	for (int l = 0; l < L; l++) {
 		sum += rho[l];
 		drho[l] += (real)grad_scale * lambda / L;
 	}
+	kgpt_sync_for_backend(rho, L * sizeof(*rho));
+	kgpt_sync_for_backend(drho, L * sizeof(*drho));
 	m->kv_aux_loss = (real)(lambda * sum / L);
 #endif
 }
 
+#if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
+/* Rho of every layer into [recency / block_size, 1], on the host. */
+static void kv_clamp_host(real *rho)
+{
+	for (int l = 0; l < L; l++)
+		rho[l] = kvprune_clamp_rho(rho[l], KV_REC, GPT2_MAXT);
+}
+#endif
+
+/* At gpt2_init(), between its gpt2_sync_for_host() and _for_backend(). */
 void gpt2_kv_init(struct gpt2 *m)
 {
 #if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
@@ -107,7 +136,7 @@ void gpt2_kv_init(struct gpt2 *m)
 
 	for (int l = 0; l < L; l++)
 		rho[l] = (real)CONFIG_KV_PRUNE_INIT_RATIO_F;
-	gpt2_kv_clamp(m);
+	kv_clamp_host(rho);
 #endif
 }
 
@@ -116,7 +145,8 @@ void gpt2_kv_clamp(struct gpt2 *m)
 #if IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)
 	real *rho = gpt2_param(m, P_KV_RHO);
 
-	for (int l = 0; l < L; l++)
-		rho[l] = kvprune_clamp_rho(rho[l], KV_REC, GPT2_MAXT);
+	kgpt_sync_for_host(rho, L * sizeof(*rho));
+	kv_clamp_host(rho);
+	kgpt_sync_for_backend(rho, L * sizeof(*rho));
 #endif
 }
