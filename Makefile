@@ -111,6 +111,7 @@ model64-y :=
 prog-y  :=
 tracker-prog-y :=
 train-y :=
+backend-y :=
 include $(srctree)/gpt2/Kbuild $(srctree)/kernels/Kbuild $(srctree)/ra/Kbuild \
 	$(srctree)/tracker/Kbuild
 
@@ -130,10 +131,16 @@ endif
 
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(lib-y))
 LIB64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(lib-y))
+CPU_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(cpu-kernels))
+CPU64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(cpu-kernels))
+BACKEND_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(filter %.c,$(backend-y)))
 MODEL_OBJS  := $(patsubst %.c,$(BUILD)/model/%.o,$(model-y))
 MODEL64_OBJS := $(patsubst %.c,$(BUILD)/model64/%.o,$(model64-y))
 LIBKGPT     := $(BUILD)/lib/libkgpt.a
 LIBKGPT64   := $(BUILD)/lib64/libkgpt64.a
+LIBCPU      := $(BUILD)/lib/libkgpt-cpu.a
+LIBCPU64    := $(BUILD)/lib64/libkgpt64-cpu.a
+LIBBACKEND  := $(BUILD)/lib/libkgpt-backend.a
 PROGS       := $(addprefix $(BUILD)/,$(prog-y))
 TRACKER_PROGS := $(addprefix $(BUILD)/,$(tracker-prog-y))
 TRAINERS    := $(addprefix $(BUILD)/,$(train-y))
@@ -337,6 +344,19 @@ $(LIBKGPT64): $(LIB64_OBJS)
 	$(say) AR "$(@F)"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(LIBCPU): $(CPU_OBJS)
+	$(say) AR "$(@F)"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBCPU64): $(CPU64_OBJS)
+	$(say) AR "$(@F)"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The configured backend (kernels/Kbuild: backend-y).
+$(LIBBACKEND): $(BACKEND_OBJS)
+	$(say) AR "$(@F)"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 # Tools: gpt2/NAME.c with its own main().
 $(PROGS): $(BUILD)/%: $(BUILD)/lib/gpt2/%.o $(LIBKGPT)
 	$(say) LD "build/$*"
@@ -353,29 +373,31 @@ $(BUILD)/lib/gpt2/%.o: $(srctree)/gpt2/%.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # Trainers: gpt2/NAME.c with main(), specialised by the configuration.
-$(TRAINERS): $(BUILD)/%: $(BUILD)/model/gpt2/%.o $(MODEL_OBJS) $(LIBKGPT)
+$(TRAINERS): $(BUILD)/%: $(BUILD)/model/gpt2/%.o $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND)
 	$(say) LD "build/$*"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Unit tests: tests/unit/test_*.c; *_f64.c link the float64 library.
-$(UNIT_TESTS64): $(BUILD)/tests/%_f64: $(srctree)/tests/unit/%_f64.c $(LIBKGPT64)
+# Unit tests: tests/unit/test_*.c against the CPU backend; *_f64.c link
+# the float64 libraries.
+$(UNIT_TESTS64): $(BUILD)/tests/%_f64: $(srctree)/tests/unit/%_f64.c $(LIBKGPT64) $(LIBCPU64)
 	$(say) CC64 "tests/unit/$*_f64"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(UNIT_TESTS32): $(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT)
+$(UNIT_TESTS32): $(BUILD)/tests/%: $(srctree)/tests/unit/%.c $(LIBKGPT) $(LIBCPU)
 	$(say) CC "tests/unit/$*"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Model tests: tests/model/test_*.c against this configuration's model;
-# *_f64.c against its float64 build (model64-y) for gradient checks.
-$(MODEL_TESTS64): $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(KGPTHEADER)
+# Model tests: tests/model/test_*.c against this configuration's model and
+# backend; *_f64.c against its float64 build (model64-y) on the CPU
+# backend in float64, for gradient checks.
+$(MODEL_TESTS64): $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(MODEL64_OBJS) $(LIBKGPT64) $(LIBCPU64) $(KGPTHEADER)
 	$(say) CC64 "tests/model/$*_f64"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
-$(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
+$(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
@@ -384,7 +406,7 @@ $(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJ
 # configuration's model; built by tests/fuzz/run.sh with CC=clang SAN=fuzz.
 FUZZ_SRCS := $(wildcard $(srctree)/tests/fuzz/fuzz_*.c)
 FUZZERS   := $(patsubst $(srctree)/tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-$(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) $(KGPTHEADER)
+$(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) LD "fuzz/$*"
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
@@ -400,7 +422,7 @@ wandb-sync: $(TRACKER_PROGS)
 		[ $$n -gt 0 ] || echo "wandb-sync: no run folder with a spool under $$d"; exit $$rc; fi
 
 PHONY += lib tools unit-tests model-tests fuzzers tokenize prepare_data
-lib: $(LIBKGPT) $(LIBKGPT64)
+lib: $(LIBKGPT) $(LIBKGPT64) $(LIBCPU) $(LIBCPU64)
 tools: $(PROGS) $(TRACKER_PROGS)
 tokenize: $(BUILD)/tokenize
 prepare_data: $(BUILD)/prepare_data
