@@ -251,6 +251,50 @@ void rmlp_act_backward(real *dh, real *dfcb, real *dw_std, real *dw_rec, real *d
 		       real w_rec, real gate, int N, int Ds, int Rr);
 
 /* ------------------------------------------------------------------------
+ * Reciprocal Attention's passes (ra/rattn.h, docs/reciprocal-attention.md):
+ * head h of size D = C / NH has D - R standard and R reciprocal dimensions
+ * (the last R). The gates w_std, w_rec and alpha are read at [h * stride]
+ * (stride 1: per head; 0: one value for the layer) from shared memory;
+ * their gradients are accumulated there. qkv rows are (3C): q, k, v.
+ * RATTN_W_MIN (ra/rattn.h) bounds w from below.
+ */
+
+/*
+ * qkv (N, 3C): the query and key parts of every row scaled in place,
+ * dimension d of head h by sqrt(w_std[h*stride]) for d < D - R, else by
+ * sqrt(w_rec[h*stride]). Values untouched. w >= RATTN_W_MIN (ra/rattn.h) expected.
+ */
+void rattn_scale_forward(real *qkv, const real *w_std, const real *w_rec, int stride,
+			 int N, int C, int NH, int R);
+
+/*
+ * Its backward, in place on dqkv (N, 3C), which holds d/d q', d/d k' of
+ * the scaled q' = sqrt(w) q, k' = sqrt(w) k (qkv: the scaled values as
+ * the forward left them). dw_std[h*stride], dw_rec[h*stride] +=
+ * sum (dq' q' + dk' k') / (2 w) over the rows and the part's dimensions;
+ * then dq = sqrt(w) dq', dk = sqrt(w) dk'. The value part is untouched.
+ */
+void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qkv,
+			  const real *w_std, const real *w_rec, int stride, int N, int C,
+			  int NH, int R);
+
+/*
+ * Self-restart: out (N, C) = (1 - alpha[h]) y + alpha[h] v for every
+ * head h of every row; y (N, C) the attention output, v the value part
+ * of qkv (N, 3C). out and y must not alias.
+ */
+void rattn_restart_forward(real *out, const real *y, const real *qkv, const real *alpha,
+			   int N, int C, int NH);
+
+/*
+ * Its backward: given dout (N, C) = d/d out, dalpha[h] += sum dout (v - y);
+ * the value part of dqkv (N, 3C) += alpha dout; and dout becomes d/d y =
+ * (1 - alpha) dout, in place.
+ */
+void rattn_restart_backward(real *dqkv, real *dalpha, real *dout, const real *y,
+			    const real *qkv, const real *alpha, int N, int C, int NH);
+
+/* ------------------------------------------------------------------------
  * Optimizer
  */
 

@@ -18,6 +18,11 @@
  * shared by the layer's heads. All functions take the layer's slices;
  * sizes are arguments, no Kconfig. qkv rows are (3C): q, k, v, each NH
  * heads of D, as GPT-2's c_attn output.
+ *
+ * The functions here are host code on shared memory (between
+ * kgpt_sync_for_host() and kgpt_sync_for_backend()); the scaling and the
+ * self-restart mix, rattn_scale_*() and rattn_restart_*(), are kernels of
+ * the backend, declared in kernels/kernels.h.
  */
 #ifndef KGPT_RA_RATTN_H
 #define KGPT_RA_RATTN_H
@@ -33,41 +38,6 @@
 /* Geometric initialisation: w_std = (D - R) / D, w_rec = R / D, the
  * R-MLP's rule on the head dimension. n entries each. */
 void rattn_init_gates(real *w_std, real *w_rec, size_t n, int D, int R);
-
-/*
- * qkv (N, 3C): the query and key parts of every row scaled in place,
- * dimension d of head h by sqrt(w_std[h*stride]) for d < D - R, else by
- * sqrt(w_rec[h*stride]). Values untouched. w >= RATTN_W_MIN expected.
- */
-void rattn_scale_forward(real *qkv, const real *w_std, const real *w_rec, int stride,
-			 int N, int C, int NH, int R);
-
-/*
- * Its backward, in place on dqkv (N, 3C), which holds d/d q', d/d k' of
- * the scaled q' = sqrt(w) q, k' = sqrt(w) k (qkv: the scaled values as
- * the forward left them). dw_std[h*stride], dw_rec[h*stride] +=
- * sum (dq' q' + dk' k') / (2 w) over the rows and the part's dimensions;
- * then dq = sqrt(w) dq', dk = sqrt(w) dk'. The value part is untouched.
- */
-void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qkv,
-			  const real *w_std, const real *w_rec, int stride, int N, int C,
-			  int NH, int R);
-
-/*
- * Self-restart: out (N, C) = (1 - alpha[h]) y + alpha[h] v for every
- * head h of every row; y (N, C) the attention output, v the value part
- * of qkv (N, 3C). out and y must not alias.
- */
-void rattn_restart_forward(real *out, const real *y, const real *qkv, const real *alpha,
-			   int N, int C, int NH);
-
-/*
- * Its backward: given dout (N, C) = d/d out, dalpha[h] += sum dout (v - y);
- * the value part of dqkv (N, 3C) += alpha dout; and dout becomes d/d y =
- * (1 - alpha) dout, in place.
- */
-void rattn_restart_backward(real *dqkv, real *dalpha, real *dout, const real *y,
-			    const real *qkv, const real *alpha, int N, int C, int NH);
 
 /*
  * A baseline layer made reciprocal: in qkvw (3C, C) (output rows q, k, v)

@@ -2,9 +2,13 @@
 /*
  * Reciprocal Attention in the GPT-2 model (ra/rattn_gpt2.h): each
  * layer's slices of w_std, w_rec and alpha applied with ra/rattn.h's
- * operations. Compiled only with CONFIG_RA.
+ * operations. Compiled only with CONFIG_RA. The forward and backward
+ * hooks queue backend kernels; init, clamp and the repack are host code
+ * on the parameters (shared memory), init inside gpt2_init()'s sync,
+ * clamp and the repack bracketed here.
  */
 #include "gpt2/gpt2.h"
+#include "kernels/kernels.h"
 
 #define RA_STRIDE	(IS_ENABLED(CONFIG_RA_PER_HEAD_GATES) ? 1 : 0)
 #define RA_ALPHA_INIT	0.05f
@@ -63,18 +67,38 @@ void gpt2_ra_init(struct gpt2 *m)
 		gpt2_param(m, P_RA_ALPHA)[i] = RA_ALPHA_INIT;
 }
 
+/* The gate tensors only, each step: the rest of the parameters stays
+ * with the backend. */
+static void ra_gates_sync(struct gpt2 *m, int for_host)
+{
+	static const int t[] = { P_RA_W_STD, P_RA_W_REC, P_RA_ALPHA };
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t bytes = m->tensors[t[i]].size * sizeof(real);
+
+		if (for_host)
+			kgpt_sync_for_host(gpt2_param(m, t[i]), bytes);
+		else
+			kgpt_sync_for_backend(gpt2_param(m, t[i]), bytes);
+	}
+}
+
 void gpt2_ra_clamp(struct gpt2 *m)
 {
+	ra_gates_sync(m, 1);
 	rattn_clamp(gpt2_param(m, P_RA_W_STD), gpt2_param(m, P_RA_W_REC),
 		    m->tensors[P_RA_W_STD].size, gpt2_param(m, P_RA_ALPHA),
 		    m->tensors[P_RA_ALPHA].size);
+	ra_gates_sync(m, 0);
 }
 
 int gpt2_ra_from_baseline(struct gpt2 *m)
 {
+	gpt2_sync_for_host(m);
 	for (int l = 0; l < GPT2_L; l++)
 		rattn_repack(gpt2_param(m, P_QKVW) + (size_t)l * 3 * GPT2_C * GPT2_C,
 			     GPT2_HAS_BIAS ? gpt2_param(m, P_QKVB) + (size_t)l * 3 * GPT2_C :
 			     NULL, GPT2_C, GPT2_NH, GPT2_RA_R);
+	gpt2_sync_for_backend(m);
 	return 1;
 }

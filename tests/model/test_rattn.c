@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "gpt2/gpt2.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "tests/tap.h"
 
