@@ -5,6 +5,13 @@
 
   server.py STATE_DIR [--key KEY] [--fail500 N] [--fail429 N]
             [--drop N] [--slow S] [--max-lines N] [--run E/P/ID=SUMMARY_JSON]
+            [--history E/P/ID=JSONL_FILE] [--history-error E/P/ID=MESSAGE]
+
+--history gives a --run its history rows (one JSON object a line, as
+file_stream would have sent them); sampledHistory serves them: for each
+spec {"keys": [...], "samples": N} the rows holding every key, only those
+keys, N of them evenly spaced (first and last kept) when there are more.
+--history-error makes sampledHistory of that run answer a GraphQL error.
 
 Binds a free port on 127.0.0.1, writes it to STATE_DIR/port and, after
 every request, the whole state to STATE_DIR/state.json:
@@ -125,7 +132,29 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"data": {"project": {"run": {
                 "id": "id", "name": v["name"], "state": "finished",
                 "summaryMetrics": run["summary"] or "{}"}}}}
+        if "query History" in q:
+            return self.sampled_history(v)
         return 400, {"errors": [{"message": "unknown query"}]}
+
+    def sampled_history(self, v):
+        key = "%s/%s/%s" % (v["entity"], v["project"], v["name"])
+        run = state["runs"].get(key)
+        if run is None:
+            return 200, {"data": {"project": {"run": None}}}
+        if key in args.history_errors:
+            return 200, {"data": {"project": {"run": None}},
+                         "errors": [{"message": args.history_errors[key]}]}
+        rows = [json.loads(line) for line in run["history"]]
+        out = []
+        for spec in v["specs"]:
+            spec = json.loads(spec)
+            keys = spec["keys"]
+            got = [{k: r[k] for k in keys} for r in rows if all(k in r for k in keys)]
+            n = spec.get("samples", 500)
+            if len(got) > n > 1:
+                got = [got[round(i * (len(got) - 1) / (n - 1))] for i in range(n)]
+            out.append(got)
+        return 200, {"data": {"project": {"run": {"sampledHistory": out}}}}
 
     def file_stream(self, parts, body):
         key = "/".join(parts)
@@ -173,12 +202,19 @@ def main():
     p.add_argument("--slow", type=float, default=0)
     p.add_argument("--max-lines", type=int, default=0)
     p.add_argument("--run", action="append", default=[])
+    p.add_argument("--history", action="append", default=[])
+    p.add_argument("--history-error", action="append", default=[])
     args = p.parse_args()
+    args.history_errors = dict(e.split("=", 1) for e in args.history_error)
     faults.update(fail500=args.fail500, fail429=args.fail429, drop=args.drop)
     for r in args.run:
         k, s = r.split("=", 1)
         state["runs"][k] = {"history": [], "summary": s, "complete": True, "exitcode": 0,
                             "dupes": 0, "gaps": 0, "upserts": 0}
+    for h in args.history:
+        k, path = h.split("=", 1)
+        with open(path) as f:
+            state["runs"][k]["history"] = [line.strip() for line in f if line.strip()]
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     with lock:
