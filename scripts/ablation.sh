@@ -29,6 +29,11 @@
 # readable baseline replaces the first step (V0), which is skipped; an
 # unreadable one is reported with its reason and the first step is the
 # baseline, or with BASELINE_STRICT=1 the matrix stops (exit 1).
+# The baseline's history (its eval rows and gate series, metrics.jsonl
+# rows) is cached beside it in RESULTS/baseline-history.jsonl for the
+# plots: a local run's metrics.jsonl, or `kgpt-wandb history SPEC`. When
+# it cannot be read, RESULTS/baseline-history.reason says why in one line
+# and the plots are made without it.
 set -u
 
 srctree=$(cd "$(dirname "$0")/.." && pwd)
@@ -134,16 +139,76 @@ read_wandb() {
 	return 1
 }
 
+# history_local DIR: the metrics.jsonl of the baseline that read_local
+# reads (an ablation folder: its cached baseline history, else its first
+# step's run), only its eval and train rows; a reason on stderr and 1 when
+# there is none.
+history_local() {
+	local d=$1 m
+	if [ -f "$d/summary.json" ]; then
+		m=$d/metrics.jsonl
+	elif [ -f "$d/latest/summary.json" ]; then
+		m=$d/latest/metrics.jsonl
+	elif [ -f "$d/baseline.json" ]; then
+		m=$d/baseline-history.jsonl
+	else
+		m=$d/$(head -1 "$d/steps" 2>/dev/null)/latest/metrics.jsonl
+	fi
+	[ -f "$m" ] || { echo "there is no $m" >&2; return 1; }
+	jq -c 'select(.type == "eval" or .type == "train")' "$m" 2>/dev/null ||
+		{ echo "$m is not JSON lines" >&2; return 1; }
+}
+
+# history_wandb E/P/ID: the history through the W&B client, as history_local.
+history_wandb() {
+	local tool=${KGPT_WANDB_TOOL:-$objtree/build/kgpt-wandb} err rc
+	[ -x "$tool" ] || { echo "the W&B client is not built (${tool#$srctree/})" >&2; return 1; }
+	err=$(mktemp)
+	"$tool" history "$1" 2> "$err"
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "$(basename "$tool") says: $(head -1 "$err" | sed 's/^kgpt-wandb: //') (exit $rc)" >&2
+		rm -f "$err"
+		return 1
+	fi
+	rm -f "$err"
+}
+
+# read_history: the baseline's history, checked: a reason on stderr and 1
+# when it has no eval row with a numeric val_loss.
+read_history() {
+	local out
+	out=$(if [ "$base_kind" = local ]; then history_local "$base_ref"; else history_wandb "$base_ref"; fi) ||
+		return 1
+	jq -se 'any(.type == "eval" and (.val_loss | type == "number"))' <<< "$out" >/dev/null 2>&1 ||
+		{ echo "it has no eval row with a numeric val_loss: $(head -c 200 <<< "$out")" >&2; return 1; }
+	printf '%s\n' "$out"
+}
+
+# label: "baseline <run id>" (a local run: its run folder's name).
+label() {
+	local d
+	if [ "$base_kind" = wandb ]; then
+		echo "baseline ${base_ref##*/}"
+		return
+	fi
+	d=$base_ref
+	[ -f "$d/summary.json" ] || [ ! -d "$d/latest" ] || d=$d/latest
+	echo "baseline $(basename "$(cd "$d" && pwd -P)" | tr -d "'\"\\\\")"
+}
+
 cache=$results/baseline.json
+hist=$results/baseline-history.jsonl
 rm -f "$results/baseline.reason"
 if [ -n "$base_kind" ]; then
 	if [ -f "$cache" ] && [ "$(jq -r .spec "$cache" 2>/dev/null)" = "$spec" ]; then
 		say "baseline $spec: cached in ${cache#$srctree/}"
 	else
-		rm -f "$cache"
+		rm -f "$cache" "$hist"
 		reason=$(mktemp)
 		if json=$(if [ "$base_kind" = local ]; then read_local "$base_ref"; else read_wandb "$base_ref"; fi 2> "$reason"); then
-			jq --arg spec "$spec" '. + {spec: $spec}' <<< "$json" > "$cache"
+			jq --arg spec "$spec" --arg label "$(label)" '. + {spec: $spec, label: $label}' \
+				<<< "$json" > "$cache"
 		else
 			why=$(tr '\n' ' ' < "$reason" | sed 's/ $//')
 			rm -f "$reason"
@@ -157,6 +222,22 @@ if [ -n "$base_kind" ]; then
 	fi
 else
 	rm -f "$cache"
+fi
+rm -f "$results/baseline-history.reason"
+if [ ! -f "$cache" ]; then
+	rm -f "$hist"
+elif [ ! -f "$hist" ]; then
+	reason=$(mktemp)
+	if read_history > "$hist.tmp" 2> "$reason"; then
+		mv "$hist.tmp" "$hist"
+		say "baseline history: $(jq -s 'map(select(.type == "eval")) | length' "$hist") eval rows in ${hist#$srctree/}"
+	else
+		rm -f "$hist.tmp"
+		why=$(tr '\n' ' ' < "$reason" | sed 's/ $//')
+		echo "$why" > "$results/baseline-history.reason"
+		say "the history of the baseline $spec cannot be read: $why; the plots are made without it"
+	fi
+	rm -f "$reason"
 fi
 if [ -f "$cache" ]; then
 	say "baseline: $spec, val_loss $(jq .val_loss "$cache"); step ${steps[0]} is skipped"
