@@ -207,7 +207,7 @@ if [ -n "$base_kind" ]; then
 		rm -f "$cache" "$hist"
 		reason=$(mktemp)
 		if json=$(if [ "$base_kind" = local ]; then read_local "$base_ref"; else read_wandb "$base_ref"; fi 2> "$reason"); then
-			jq --arg spec "$spec" --arg label "$(label)" '. + {spec: $spec, label: $label}' \
+			jq --arg spec "$spec" --arg lbl "$(label)" '. + {spec: $spec, label: $lbl}' \
 				<<< "$json" > "$cache"
 		else
 			why=$(tr '\n' ' ' < "$reason" | sed 's/ $//')

@@ -5,7 +5,8 @@
 # three 3-second steps (steps/A, B, C) whose binaries differ, an
 # interruption in B and a resume that skips A, the table against the
 # runs' summaries and the KV bytes of the config, the baseline from a
-# local folder and from a fake W&B client (tests/ablation/fake-wandb),
+# local folder (its history in the plots) and from a fake W&B client
+# (tests/ablation/fake-wandb, whose history cannot be read),
 # malformed and unreadable baselines, BASELINE_STRICT=1, and a step whose
 # setting the merge drops. The step trees are kept in
 # build/check/ablation, so that a second run builds nothing.
@@ -119,6 +120,16 @@ is "$RUN_RC" 0 "BASELINE=a local run folder" || show_run
 like "$RUN_OUT" "step A is skipped" "a readable baseline skips A"
 is "$(jq -c '[.steps[].step]' "$t")" '["B","C"]' "the table has B and C"
 is "$(jq .baseline.val_loss "$t")" "$a" "the baseline val_loss is the folder's"
+am=$res/A/latest/metrics.jsonl
+is "$(cat "$res/plot/BASELINE.val")" "$(jq -r 'select(.type == "eval") | "\(.elapsed_s) \(.tokens) \(.val_loss)"' "$am")" \
+	"plot/BASELINE.val: the local run's eval rows (seconds, tokens, val_loss)"
+is "$(wc -l < "$res/baseline-history.jsonl")" "$(jq -c 'select(.type == "eval" or .type == "train")' "$am" | wc -l)" \
+	"the baseline's history is cached: its eval and train rows"
+alabel="baseline $(basename "$(cd "$res/A/latest" && pwd -P)")"
+is "$(jq -r .label "$res/baseline.json")" "$alabel" "the baseline's label names its run folder"
+like "$(cat "$res/plot/plots.gp")" "'$res/plot/BASELINE.val' using 2:3 with linespoints lc rgb 'black' lw 2 dashtype 4 title '$alabel'" \
+	"plots.gp: val_loss against tokens has the baseline, labelled"
+unlike "$(cat "$res/table.md")" "Baseline history" "no note: the history is plotted"
 
 # W&B through the client: missing, unreadable, strict, readable, cached.
 run kmake O="$o" BASELINE=ent/proj/abc123
@@ -129,9 +140,10 @@ is "$(jq -c '[.steps[].step]' "$t")" '["A","B","C"]' "the table has A again"
 cat > "$tmp/fake-wandb" <<'FAKE'
 #!/bin/sh
 echo "$*" >> "$FAKE_LOG"
-case $FAKE_MODE in
-fail) echo "run ent/proj/abc123 not found (404)" >&2; exit 1 ;;
-ok) echo '{"source": "wandb:ent/proj/abc123", "val_loss": 9.5, "val_perplexity": 13359.7, "train_loss": 9.4, "train_perplexity": null}' ;;
+case $1:$FAKE_MODE in
+history:*) echo "kgpt-wandb: cannot read the history of wandb:$2: history is unavailable" >&2; exit 1 ;;
+*:fail) echo "run ent/proj/abc123 not found (404)" >&2; exit 1 ;;
+*:ok) echo '{"source": "wandb:ent/proj/abc123", "val_loss": 9.5, "val_perplexity": 13359.7, "train_loss": 9.4, "train_perplexity": null}' ;;
 esac
 FAKE
 chmod +x "$tmp/fake-wandb"
@@ -144,7 +156,16 @@ is "$RUN_RC" 2 "BASELINE_STRICT=1 makes it an error" || show_run
 like "$RUN_ERR" "cannot be read: .*not found.*BASELINE_STRICT=1" "the strict error says why"
 run env FAKE_MODE=ok make -C "$srctree" --no-print-directory O="$o" BASELINE=https://wandb.ai/ent/proj/runs/abc123
 is "$RUN_RC" 0 "a readable W&B baseline (URL)" || show_run
-is "$(tail -1 "$FAKE_LOG")" "baseline ent/proj/abc123" "the client is asked for entity/project/run_id"
+is "$(tail -2 "$FAKE_LOG" | tr '\n' ,)" "baseline ent/proj/abc123,history ent/proj/abc123," \
+	"the client is asked for entity/project/run_id's summary and history"
+like "$RUN_OUT" "the history of the baseline .* cannot be read: fake-wandb says: cannot read the history of wandb:ent/proj/abc123: history is unavailable \\(exit 1\\); the plots are made without it" \
+	"a history the client cannot read: the driver says why"
+is "$(grep -c 'Baseline history not plotted' "$res/table.md")" 1 "table.md: one line about it"
+for p in val_loss_time val_loss_tokens; do
+	[ -s "$res/$p.png" ]; ok $? "without the baseline's history: $p.png"
+done
+[ ! -e "$res/baseline-history.jsonl" ] && ! grep -q "title 'baseline" "$res/plot/plots.gp"
+ok $? "no baseline series in the plots"
 is "$(jq .baseline.val_loss "$t"):$(jq -c '[.steps[].step]' "$t")" '9.5:["B","C"]' "the table compares B and C with the W&B baseline"
 is "$(jq -r .spec "$res/baseline.json")" "https://wandb.ai/ent/proj/runs/abc123" "the baseline is cached in the results"
 run env FAKE_MODE=fail make -C "$srctree" --no-print-directory O="$o" BASELINE=https://wandb.ai/ent/proj/runs/abc123
