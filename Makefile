@@ -535,7 +535,7 @@ help:
 	@echo 'W&B (docs/wandb.md):'
 	@echo '  wandb-sync        - Deliver the W&B spool of every run under OUTPUT_DIR (RUN=DIR: one'
 	@echo '                      run) that an outage, offline mode or a refused key left behind'
-	@echo '                      (build/kgpt-wandb sync; also: kgpt-wandb baseline e/p/id)'
+	@echo '                      (build/kgpt-wandb sync; also: kgpt-wandb baseline, history)'
 	@echo ''
 	@echo 'Tests:'
 	@echo '  check             - The whole test suite (unit, kconfig, model, trainer, ablation,'

@@ -211,8 +211,8 @@ static int query_run(const char *src, const char *what, char part[3][160], const
 	wb_base_url(s.base, sizeof(s.base));
 	s.timeout_s = 20;
 	if (wb_api_key(s.base, s.key, sizeof(s.key))) {
-		fprintf(stderr, "kgpt-wandb: cannot read %s%s: no API key (set WANDB_API_KEY or add "
-			"`machine <host> password <key>` to ~/.netrc)\n", what, src);
+		fprintf(stderr, "kgpt-wandb: cannot read %s%s: no API key (set WANDB_API_KEY "
+			"or add `machine <host> password <key>` to ~/.netrc)\n", what, src);
 		cJSON_Delete(vars);
 		return 1;
 	}
@@ -233,7 +233,8 @@ static int query_run(const char *src, const char *what, char part[3][160], const
 	}
 	free(text);
 	if (status < 0) {
-		fprintf(stderr, "kgpt-wandb: cannot read %s%s: network error: %s\n", what, src, s.err);
+		fprintf(stderr, "kgpt-wandb: cannot read %s%s: network error: %s\n", what, src,
+			s.err);
 		goto out;
 	}
 	if (status == 401 || status == 403) {
@@ -245,7 +246,8 @@ static int query_run(const char *src, const char *what, char part[3][160], const
 	errs = cJSON_GetObjectItem(*resp, "errors");
 	*run = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(*resp, "data"),
 						       "project"), "run");
-	if (status < 200 || status >= 300 || cJSON_GetArraySize(errs) > 0 || !cJSON_IsObject(*run)) {
+	if (status < 200 || status >= 300 || cJSON_GetArraySize(errs) > 0 ||
+	    !cJSON_IsObject(*run)) {
 		const cJSON *m = cJSON_GetObjectItem(cJSON_GetArrayItem(errs, 0), "message");
 
 		fprintf(stderr, "kgpt-wandb: cannot read %s%s: %s (HTTP %d from %s)\n", what, src,
@@ -294,7 +296,8 @@ out:
 
 static const char history_query[] =
 	"query History($project:String!,$entity:String!,$name:String!,$specs:[JSONString!]!)"
-	"{project(name:$project,entityName:$entity){run(name:$name){sampledHistory(specs:$specs)}}}";
+	"{project(name:$project,entityName:$entity)"
+	"{run(name:$name){sampledHistory(specs:$specs)}}}";
 
 static const char *const tokens_names[] = { "tokens", "train/tokens", "tokens_seen", NULL };
 
