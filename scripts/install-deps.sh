@@ -5,6 +5,9 @@
 # apt (Debian 12; Ubuntu 22.04+ has the same packages). Run it as root or
 # as a user with sudo. It installs only what is missing, so a second run
 # takes a fraction of a second and never asks for a password.
+# Then the parquet reader of `make data` for FineWeb-Edu: `npm ci` in
+# scripts/parquet (versions pinned by its package-lock.json), again only
+# when its node_modules/ does not match the lock file.
 #
 #   ./scripts/install-deps.sh          install what is missing
 #   ./scripts/install-deps.sh --list   print the package list
@@ -29,8 +32,11 @@ packages=(
 	ca-certificates         # HTTPS for curl
 	python3                 # the W&B test server (tests/wandb/server.py)
 )
+# node and npm run the parquet reader (scripts/parquet). A nodejs that is
+# already there (another distribution's build, with its own npm) is kept.
+node_packages=(nodejs npm)
 if [ "${1:-}" = --list ]; then
-	printf '%s\n' "${packages[@]}"
+	printf '%s\n' "${packages[@]}" "${node_packages[@]}"
 	exit 0
 fi
 
@@ -47,8 +53,30 @@ for p in "${packages[@]}"; do
 	fi
 done
 
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing+=("${node_packages[@]}")
+fi
+
+# npm ci in scripts/parquet unless node_modules/ was installed from this
+# very lock file (a copy of it is kept there as the stamp).
+npm_ci() {
+	local dir
+	dir=$(cd "$(dirname "$0")/parquet" && pwd)
+	if cmp -s "$dir/package-lock.json" "$dir/node_modules/.kgpt-lock"; then
+		echo "install-deps: scripts/parquet/node_modules is up to date"
+		return 0
+	fi
+	echo "install-deps: npm ci in scripts/parquet"
+	if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+		echo "install-deps: npm ci in $dir failed (is the npm registry reachable?)" >&2
+		exit 1
+	fi
+	cp "$dir/package-lock.json" "$dir/node_modules/.kgpt-lock"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "install-deps: all ${#packages[@]} packages are installed"
+	echo "install-deps: all ${#packages[@]} packages and node are installed"
+	npm_ci
 	exit 0
 fi
 
@@ -65,4 +93,5 @@ fi
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	--no-install-recommends "${missing[@]}"
+npm_ci
 echo "install-deps: done"
