@@ -443,12 +443,20 @@ TS    := $(DATA_PATH)/tinyshakespeare
 PHONY += data
 ifeq ($(CONFIG_GPT2_DATASET_TINYSHAKESPEARE),y)
 data: $(TS)/tinyshakespeare_train.bin $(TS)/tinyshakespeare_val.bin
+else ifeq ($(CONFIG_GPT2_DATASET_FINEWEBEDU),y)
+# The parquet files (fetched, or read from KGPT_DATA_MIRROR) through
+# prepare_data into shards; a finished preparation is checked and kept,
+# an interrupted one continued (scripts/fineweb-edu.sh, docs/data.md).
+data: $(VOCAB) | $(BUILD)/prepare_data
+	$(say) DATA "$(DATA_DIR)/edu_fineweb10B"
+	$(Q)$(srctree)/scripts/fineweb-edu.sh $(DATA_PATH) $(BUILD)/prepare_data \
+		$(CONFIG_FINEWEB_FILES) $(CONFIG_FINEWEB_SHARD_TOKENS)
 else
 data: $(VOCAB)
 	@for p in "$(call unquote,$(CONFIG_GPT2_DATASET_TRAIN))" "$(call unquote,$(CONFIG_GPT2_DATASET_VAL))"; do \
 		case "$$p" in /*) g="$$p";; *) g="$(DATA_PATH)/$$p";; esac; \
 		ls $$g >/dev/null 2>&1 || { echo "*** No shards match $$g." >&2; \
-		echo "*** Prepare them (for FineWeb-Edu: llm.c's dev/data/fineweb.py --type edu) or set the paths in make menuconfig (Data)." >&2; exit 1; }; done
+		echo "*** Write them with build/prepare_data (docs/data.md), or set the paths in make menuconfig (Data)." >&2; exit 1; }; done
 endif
 
 $(VOCAB) &:
@@ -528,9 +536,11 @@ help:
 	@echo '  build             - Only build the trainer and tools under build/'
 	@echo '  prepare           - Only write the configuration headers (include/generated)'
 	@echo '  sources-off       - List the C files .config leaves out (their Kconfig symbol is off)'
-	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset'
+	@echo '  data              - Fetch (or copy from KGPT_DATA_MIRROR) and tokenize the dataset;'
+	@echo '                      FineWeb-Edu: CONFIG_FINEWEB_FILES parquet files into shards'
+	@echo '                      of CONFIG_FINEWEB_SHARD_TOKENS, resumable (docs/data.md)'
 	@echo '  tokenize          - Build build/tokenize (GPT-2 BPE, encode|decode)'
-	@echo '  prepare_data      - Build build/prepare_data (text -> llm.c shards)'
+	@echo '  prepare_data      - Build build/prepare_data (text or a record stream -> llm.c shards)'
 	@echo ''
 	@echo 'W&B (docs/wandb.md):'
 	@echo '  wandb-sync        - Deliver the W&B spool of every run under OUTPUT_DIR (RUN=DIR: one'
@@ -571,7 +581,8 @@ help:
 	@echo '  PROMPT=TEXT       - Text make sample continues (default ROMEO:)'
 	@echo '  TOKENS=N          - Tokens make sample generates (default 128)'
 	@echo '  BENCH="NAME..."   - make bench runs only these (e.g. BENCH=124m-b4-t64)'
-	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading'
+	@echo '  KGPT_DATA_MIRROR=DIR - Copy data files from DIR instead of downloading (FineWeb-Edu:'
+	@echo '                      read DIR/fineweb-edu/sample/10BT/NNN_00000.parquet in place)'
 	@echo '  RUN=DIR           - The run folder make wandb-sync delivers'
 	@echo '  RUNS=DIR          - make wandb-sync: every run folder under DIR (default OUTPUT_DIR)'
 	@echo ''

@@ -486,8 +486,9 @@ static int resume_at(struct sharder *s, size_t *skip)
 			(unsigned long long)s->doc, s->o->first_doc);
 		return -EINVAL;
 	}
-	printf("prepare_data: shard %ld starts at document %llu, token %zu\n", s->shard,
-	       (unsigned long long)s->doc, *skip);
+	if (s->shard)
+		printf("prepare_data: continuing: shard %ld starts at document %llu, token %zu\n",
+		       s->shard, (unsigned long long)s->doc, *skip);
 	return 0;
 }
 
