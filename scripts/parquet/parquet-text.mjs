@@ -58,10 +58,11 @@ function write(buf) {
   })
 }
 
-// One record per value of @rows ([[value], ...]); @first is the file's row
-// index of rows[0], for messages.
-function records(path, rows, first) {
-  const parts = []
+// One record per value of @rows ([[value], ...]) to stdout, in writes of
+// about 8 MB; @first is the file's row index of rows[0], for messages.
+async function writeRecords(rows, first) {
+  let parts = []
+  let bytes = 0
   for (let i = 0; i < rows.length; i++) {
     const v = rows[i][0]
     if (!(v instanceof Uint8Array)) {
@@ -71,8 +72,14 @@ function records(path, rows, first) {
     const len = Buffer.alloc(4)
     len.writeUInt32LE(v.length)
     parts.push(len, v)
+    bytes += 4 + v.length
+    if (bytes >= 8 << 20) {
+      await write(Buffer.concat(parts))
+      parts = []
+      bytes = 0
+    }
   }
-  return Buffer.concat(parts)
+  if (parts.length) await write(Buffer.concat(parts))
 }
 
 async function openFile(path, column) {
@@ -103,7 +110,7 @@ async function streamFile(path, column, skip) {
       if (rows.length !== end - rowStart) {
         throw new InputError(`rows ${rowStart}..${end - 1}: read ${rows.length} values`)
       }
-      await write(records(path, rows, rowStart))
+      await writeRecords(rows, rowStart)
     }
     start = end
   }
