@@ -45,9 +45,14 @@ die() {
 	exit 1
 }
 
+# Temporary files of this script and of prepare_data (shard_write() and
+# the progress file write NAME.tmpXXXXXX, curl NNN_00000.parquet.part.*):
+# a run that was killed may leave some; the next run removes them too.
 cleanup() {
 	[ -n "$tmp" ] && rm -f -- "$tmp"
 	tmp=
+	[ -n "${out:-}" ] && rm -f -- "$out/$name"_*.bin.tmp?????? "$out/$name".progress.tmp??????
+	return 0
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
@@ -135,6 +140,7 @@ is_parquet() {
 
 if [ -z "${KGPT_DATA_MIRROR:-}" ]; then
 	mkdir -p -- "$data/$sub" || die "cannot create $data/$sub"
+	rm -f -- "$data/$sub"/*.parquet.part.??????
 	command -v curl >/dev/null || die "curl is not installed (scripts/install-deps.sh)"
 	for f in "${files[@]}"; do
 		[ -f "$f" ] && continue
@@ -159,6 +165,7 @@ if [ -f "$progress" ]; then
 	echo "$prog: continuing from $progress: $(cat "$progress")"
 fi
 mkdir -p -- "$out" || die "cannot create $out"
+cleanup
 set +e
 node "$reader" --skip "$first_doc" "${files[@]}" |
 	"$prepare" --records --shard-tokens "$shard_tokens" --out "$out" --name "$name" \

@@ -197,11 +197,13 @@ is "$bad" "" "left: whole shards identical to the reference and the progress fil
 [ "$(ls "$out"/*.bin | wc -l)" -ge 1 ]
 ok $? "the shards before the corrupt file were written"
 cp "$tmp/001.parquet" "$pq/001_00000.parquet"
+head -c 2000 "$out/$(shard_name 1)" > "$out/$(shard_name 1).tmpAbC123"	# as after a kill
 run kmake O="$o" data
 is "$RUN_RC" 0 "make data with the file repaired" || show_run
 like "$RUN_OUT" "continuing from" "continues from the progress file"
 run diff -r "$tmp/ref" "$out"
-is "$RUN_RC" 0 "the same files as an uninterrupted run" || show_run
+is "$RUN_RC" 0 "the same files as an uninterrupted run (a killed run's temporary file removed)" ||
+	show_run
 
 # prepare_data --records on its own: a stream cut short; a wrong start.
 rs=$tmp/records
