@@ -5,7 +5,7 @@
  *   build/prepare_data --input FILE --out DIR --name NAME
  *                      [--vocab DIR] [--val-fraction F]
  *   build/prepare_data --records --shard-tokens N --out DIR --name NAME
- *                      [--vocab DIR] [--resume]
+ *                      [--vocab DIR] [--resume --first-doc D]
  *
  * With --input:
  * The text is cut into documents after every blank line ("\n\n" stays at
@@ -116,8 +116,7 @@ static int parse_opt(struct opts *o, const char *a, const char *val)
 		if (parse_count(val, 1, INT32_MAX, &n))	/* the format's count */
 			return -1;
 		o->shard_tokens = n;
-	}
-	else if (!strcmp(a, "--val-fraction")) {
+	} else if (!strcmp(a, "--val-fraction")) {
 		o->val_fraction = strtod(val, &end);
 		if (*end || end == val || !(o->val_fraction > 0) || !(o->val_fraction < 1))
 			return -1;
@@ -151,7 +150,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return -1;
 	if (o->records)
 		return !o->input && o->shard_tokens && (o->resume || !o->first_doc) ? 0 : -1;
-	return o->input && !o->shard_tokens && !o->resume ? 0 : -1;
+	return o->input && !o->shard_tokens && !o->resume && !o->first_doc ? 0 : -1;
 }
 
 static char *read_input(const char *path, size_t *len)

@@ -12,7 +12,8 @@
 # of the files grows into the full preparation byte for byte; a missing
 # mirror file is named with its URL and destination; a corrupt file
 # leaves only whole shards and the run after it continues to the same
-# bytes; changed settings and bad streams are refused.
+# bytes; changed settings and bad streams are refused; the trainer built
+# for the dataset trains on the shards.
 . "$(dirname "$0")/setup.bash"
 
 need node od cmp || done_testing
@@ -204,6 +205,15 @@ like "$RUN_OUT" "continuing from" "continues from the progress file"
 run diff -r "$tmp/ref" "$out"
 is "$RUN_RC" 0 "the same files as an uninterrupted run (a killed run's temporary file removed)" ||
 	show_run
+
+# The trainer of this tree, built for these shards, trains on them.
+configure "$tmp/data" 3 $S
+run kmake O="$o" build
+is "$RUN_RC" 0 "build the trainer for the FineWeb-Edu shards" || show_run
+new_tmpdir w
+run bash -c 'cd "$1" && exec "$2" --fresh' _ "$w" "$o/build/train_gpt2"
+is "$RUN_RC" 0 "it trains on edu_fineweb_train_*.bin and evaluates on the val shard" || show_run
+like "$(cat "$w/out/latest/summary.json" 2>/dev/null)" '"val_loss":' "summary.json has a val_loss"
 
 # prepare_data --records on its own: a stream cut short; a wrong start.
 rs=$tmp/records
