@@ -188,7 +188,7 @@ bad=
 for f in "$out"/* "$out"/.[!.]*; do
 	[ -e "$f" ] || continue
 	case $(basename "$f") in
-	$name.progress) ;;
+	"$name.progress") ;;
 	*.bin) [ "$(stat -c %s "$f")" = $((1024 + 2 * S)) ] || bad+="$(basename "$f") "
 	       cmp -s "$f" "$tmp/ref/$(basename "$f")" || bad+="$(basename "$f")(differs) " ;;
 	*) bad+="$(basename "$f") " ;;
