@@ -169,9 +169,13 @@ if command -v gnuplot >/dev/null; then
 			"lc rgb 'black' lw 2 dashtype 4" "lc rgb 'black' lw 2 dashtype 4" \
 			"lc rgb 'black' lw 2 dashtype 5"
 	fi
+	# one colour per step (gnuplot's linetype n), shared by its w_std and
+	# w_rec lines, so that a step's gates read as a pair
+	n=0
 	while read -r id; do
 		m=$res/$id/latest/metrics.jsonl
-		[ -f "$m" ] && series "$id" "$m" "$id" "" "" "dashtype 2"
+		n=$((n + 1))
+		[ -f "$m" ] && series "$id" "$m" "$id" "lt $n" "lt $n" "lt $n dashtype 2"
 	done < "$res/steps"
 	join() { local IFS=,; echo "$*"; }
 	{
