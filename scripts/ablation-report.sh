@@ -105,6 +105,9 @@ jq -r '
 		else (. / 1048576 | round | tostring) + " MiB" end;
 	"| step | mechanisms | params | val_loss | val ppl | Δ% vs baseline | beyond spread | best ppl | train loss | tokens/s | peak RSS | KV full | KV pruned | R-MLP w_std | R-MLP w_rec | gate_alpha | RA w_std | RA w_rec | keep ratio |",
 	"| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+	(.baseline | select(.step == "BASELINE") |
+	 "| \(.label // "BASELINE") | external: \(.source) | | \(.val_loss | f(4)) | " +
+	 "\(.val_perplexity | f(1)) | +0% | | | \(.train_loss | f(4)) | | | | | | | | | | |"),
 	(.steps[] |
 	 "| \(.step) | \(.mechanisms) | \(.params) | \(.val_loss | f(4))" +
 	 (if .val_loss_std != null then " ± \(.val_loss_std | f(4))" else "" end) +

@@ -109,6 +109,10 @@ like "$gp" "'$res/plot/BASELINE.gate' using 1:3 with lines lc rgb 'black' lw 2 d
 like "$gp" "title 'baseline run-x RA w_std'" "plots.gp: the baseline's RA w_std"
 like "$gp" "'$res/plot/BASELINE.keep' using 1:2 with lines lc rgb 'black' lw 2 dashtype 4 title 'baseline run-x'" \
 	"plots.gp: the baseline's keep ratio"
+like "$(cat "$res/table.md")" $'\n\\| baseline run-x \\| external: /x/summary.json \\| \\| 4\\.5 \\| 90 \\| \\+0% \\|' \
+	"table.md: the external baseline's own row, first, with its val_loss and perplexity"
+is "$(grep -c '^| ' "$res/table.md")" "$(($(jq '.steps | length' "$res/table.json") + 3))" \
+	"table.md: header, rule, the baseline and one row per step"
 unlike "$(cat "$res/table.md")" "Baseline history" "table.md: no note when the history is plotted"
 is "$(jq .baseline.val_loss "$t"):$(jq -r .baseline.step "$t")" "4.5:BASELINE" "the table's baseline is the external one"
 
