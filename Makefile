@@ -129,11 +129,42 @@ CPPFLAGS += $(MPI_CFLAGS)
 LDLIBS   += $(MPI_LIBS)
 endif
 
+# CONFIG_BACKEND_CUDA: the backend's .cu files with nvcc (from PATH, else
+# /usr/local/cuda/bin; NVCC=... names another), one -gencode per entry of
+# CONFIG_CUDA_ARCH, and the trainers linked against cudart and cuBLAS.
+ifeq ($(CONFIG_BACKEND_CUDA),y)
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+ifeq ($(NVCC),)
+$(error CONFIG_BACKEND_CUDA=y needs the CUDA toolkit's nvcc, which is neither in PATH nor \
+  in /usr/local/cuda/bin: install the CUDA toolkit or set NVCC=/path/to/nvcc; or choose the \
+  CPU backend in make menuconfig, Backend)
+endif
+CUDA_HOME  ?= $(abspath $(dir $(NVCC))..)
+CUDA_ARCHS := $(call unquote,$(CONFIG_CUDA_ARCH))
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a:sm_%=%),code=$(a)) \
+	$(foreach a,$(firstword $(CUDA_ARCHS)),-gencode arch=compute_$(a:sm_%=%),code=compute_$(a:sm_%=%))
+NVCCFLAGS  := -O3 -std=c++17 -lineinfo $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-unused-parameter \
+	$(if $(filter y,$(CONFIG_CUDA_TF32)),-DKGPT_CUDA_TF32) \
+	$(if $(filter "bf16",$(CONFIG_GPT2_AMP_DTYPE)),-DKGPT_CUDA_BF16) $(EXTRA_NVCCFLAGS)
+CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
+
+# What links the configured backend (trainers, model tests, fuzzers): the
+# CUDA backend's programs get cudart and cuBLAS instead of the BLAS; the
+# CPU backend (unit tests, float64 gradient tests) always keeps the BLAS.
+ifeq ($(CONFIG_BACKEND_CUDA),y)
+BACKEND_LDLIBS := $(filter-out $(BLAS_LIBS),$(LDLIBS)) $(CUDA_LIBS)
+else
+BACKEND_LDLIBS := $(LDLIBS)
+endif
+
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(lib-y))
 LIB64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(lib-y))
 CPU_OBJS    := $(patsubst %.c,$(BUILD)/lib/%.o,$(cpu-kernels))
 CPU64_OBJS  := $(patsubst %.c,$(BUILD)/lib64/%.o,$(cpu-kernels))
-BACKEND_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(filter %.c,$(backend-y)))
+BACKEND_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(filter %.c,$(backend-y))) \
+		$(patsubst %.cu,$(BUILD)/cuda/%.o,$(filter %.cu,$(backend-y)))
+CUDAFLAGS   := $(BUILD)/cuda/flags
 MODEL_OBJS  := $(patsubst %.c,$(BUILD)/model/%.o,$(model-y))
 MODEL64_OBJS := $(patsubst %.c,$(BUILD)/model64/%.o,$(model64-y))
 LIBKGPT     := $(BUILD)/lib/libkgpt.a
@@ -336,6 +367,19 @@ $(BUILD)/model64/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) -DKGPT_F64 $(CFLAGS) -c $< -o $@
 
+# CUDA objects: rebuilt when nvcc's flags change (CONFIG_CUDA_ARCH, the
+# dtype), which build/cuda/flags records.
+$(BUILD)/cuda/%.o: $(srctree)/%.cu $(CUDAFLAGS)
+	$(say) NVCC "$*.o"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(NVCC) -I$(srctree)/include -I$(srctree) -D_GNU_SOURCE $(NVCCFLAGS) -MMD -MP \
+		-c $< -o $@
+
+$(CUDAFLAGS): FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(NVCC) $(NVCCFLAGS)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
 $(LIBKGPT): $(LIB_OBJS)
 	$(say) AR "$(@F)"
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -375,7 +419,7 @@ $(BUILD)/lib/gpt2/%.o: $(srctree)/gpt2/%.c
 # Trainers: gpt2/NAME.c with main(), specialised by the configuration.
 $(TRAINERS): $(BUILD)/%: $(BUILD)/model/gpt2/%.o $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND)
 	$(say) LD "build/$*"
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(BACKEND_LDLIBS) -o $@
 
 # Unit tests: tests/unit/test_*.c against the CPU backend; *_f64.c link
 # the float64 libraries.
@@ -400,7 +444,7 @@ $(MODEL_TESTS64): $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(M
 $(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
 # Fuzz targets: tests/fuzz/fuzz_*.c, libFuzzer programs against this
 # configuration's model; built by tests/fuzz/run.sh with CC=clang SAN=fuzz.
@@ -409,7 +453,7 @@ FUZZERS   := $(patsubst $(srctree)/tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 $(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) LD "fuzz/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
 # W&B: deliver what runs spooled (tracker/wandb.h): RUN=dir for one run,
 # else every run folder under RUNS (default OUTPUT_DIR) with a spool.

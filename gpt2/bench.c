@@ -16,8 +16,12 @@
  * median), process CPU ms per step, tokens/s and model GFLOP/s from the
  * median step (gpt2_flops_per_token(): 6 * matmul parameters + 12 L C T
  * per token), the share of the step in each phase of gpt2_phase_s[] (the
- * rest, memsets and copies between kernels, is "other"), and the peak
- * resident set size.
+ * rest, memsets and copies between kernels, is "other"), the peak
+ * resident set size and the backend's peak memory (kgpt_mem_peak()).
+ * A backend that queues kernels (CUDA) is waited for at the end of each
+ * step; its phases are only the time to queue them unless
+ * KGPT_PHASE_SYNC=1 makes every timed kernel call wait (slower steps,
+ * true phases).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +137,7 @@ int train_bench(int steps, int warmup, const char *json)
 	const double tokens = (double)GPT2_N * GPT2_ACCUM;
 	struct kgpt_rng rng;
 	int threads = 1, rc = 0;
+	const char *ps;
 	float norm = 0;
 	cJSON *o, *a;
 
@@ -146,10 +151,14 @@ int train_bench(int steps, int warmup, const char *json)
 #endif
 	kgpt_rng_seed(&rng, BENCH_SEED);
 	prefault(&model);
+	ps = getenv("KGPT_PHASE_SYNC");
+	gpt2_phase_sync = ps && *ps && strcmp(ps, "0");
 	printf("kgpt bench: L %d NH %d C %d | B %d T %d accum %d | R-MLP %s, KV pruning %s | "
 	       "%d threads | %d warm-up + %d steps\n", GPT2_L, GPT2_NH, GPT2_C, GPT2_B, GPT2_T,
 	       GPT2_ACCUM, IS_ENABLED(CONFIG_RMLP) ? "on" : "off",
 	       IS_ENABLED(CONFIG_KV_CACHE_PRUNE) ? "on" : "off", threads, warmup, steps);
+	printf("kgpt bench: backend %s%s\n", kgpt_backend_name(),
+	       gpt2_phase_sync ? ", every kernel waited for (KGPT_PHASE_SYNC)" : "");
 	fflush(stdout);
 	for (int s = 0; s < warmup; s++) {
 		loss = bench_step(&model, &rng, inputs, targets, &norm);
@@ -161,6 +170,7 @@ int train_bench(int steps, int warmup, const char *json)
 		double w0 = kgpt_now_s(), c0 = kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 
 		loss = bench_step(&model, &rng, inputs, targets, &norm);
+		kgpt_sync();	/* the step's last kernels belong to it */
 		wall[s] = (kgpt_now_s() - w0) * 1e3;
 		cpu[s] = (kgpt_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3;
 		if (!warmup && !s)
@@ -207,6 +217,9 @@ int train_bench(int steps, int warmup, const char *json)
 	cJSON_AddNumberToObject(o, "gflops", fpt * tokens / (med * 1e-3) / 1e9);
 	cJSON_AddItemToObject(o, "phase_ms", phases_json(ph_ms, sum_ms / steps - t_ph));
 	cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)kgpt_peak_rss_bytes());
+	cJSON_AddStringToObject(o, "backend", kgpt_backend_name());
+	cJSON_AddNumberToObject(o, "backend_peak_bytes", (double)kgpt_mem_peak());
+	cJSON_AddBoolToObject(o, "phase_sync", gpt2_phase_sync);
 	cJSON_AddNumberToObject(o, "planned_bytes", (double)gpt2_bytes(&model));
 	cJSON_AddNumberToObject(o, "loss_first", loss0);
 	cJSON_AddNumberToObject(o, "loss_last", loss);

@@ -11,12 +11,16 @@
 #include <generated/kgpt_config.h>
 #include "kgpt/kconfig.h"
 
-/* Mechanisms selectable in Kconfig that kgpt does not implement yet. */
-#if IS_ENABLED(CONFIG_BACKEND_CUDA)
-#error "CONFIG_BACKEND_CUDA=y: the CUDA backend is not implemented yet. Choose 'CPU' under Backend in make menuconfig."
+/* Combinations selectable in Kconfig that kgpt does not implement yet
+ * (scripts/gen-config.sh refuses them at configuration time already). */
+#if defined(KGPT_AMP_BF16) && !IS_ENABLED(CONFIG_BACKEND_CUDA)
+#error "CONFIG_GPT2_AMP_DTYPE=\"bf16\": the CPU backend computes in fp32 only. Set it to \"fp32\" or choose the CUDA backend (make menuconfig, Backend)."
 #endif
-#if defined(KGPT_AMP_BF16)
-#error "CONFIG_GPT2_AMP_DTYPE=\"bf16\": the CPU backend computes in fp32 only. Set it to \"fp32\" (make menuconfig, Backend)."
+#if IS_ENABLED(CONFIG_BACKEND_CUDA) && IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
+#error "CONFIG_KV_CACHE_PRUNE=y with CONFIG_BACKEND_CUDA=y: the pruning cache walk is host code (docs/cuda.md). Turn one of them off."
+#endif
+#if IS_ENABLED(CONFIG_BACKEND_CUDA) && IS_ENABLED(CONFIG_DISTRIBUTED)
+#error "CONFIG_DISTRIBUTED=y with CONFIG_BACKEND_CUDA=y: not supported yet (docs/cuda.md). Turn one of them off."
 #endif
 
 /* Model sizes (llm.c's single-letter names in comments). */
@@ -72,6 +76,10 @@
 #endif
 
 _Static_assert(GPT2_C % GPT2_NH == 0, "CONFIG_GPT2_N_EMBD must be a multiple of CONFIG_GPT2_N_HEAD");
+#if IS_ENABLED(CONFIG_BACKEND_CUDA)
+_Static_assert(GPT2_HS == 8 || GPT2_HS == 16 || GPT2_HS == 32 || GPT2_HS == 64,
+	       "CONFIG_GPT2_N_EMBD / CONFIG_GPT2_N_HEAD: the CUDA attention kernels take head sizes 8, 16, 32, 64");
+#endif
 #if IS_ENABLED(CONFIG_RMLP)
 _Static_assert(CONFIG_RMLP_R_FF >= 1 && CONFIG_RMLP_R_FF < GPT2_DFF,
 	       "CONFIG_RMLP_R_FF must be in 1 .. D_ff - 1 (D_ff = CONFIG_RMLP_EXPANSION * n_embd)");

@@ -40,6 +40,7 @@
 #define LM_CHUNK	(GPT2_N < 512 ? GPT2_N : 512)
 
 double gpt2_phase_s[GPT2_NUM_PHASES];
+int gpt2_phase_sync;
 const char *const gpt2_phase_name[GPT2_NUM_PHASES] = {
 	[GPT2_PH_MATMUL] = "matmul",
 	[GPT2_PH_LMHEAD] = "lm_head",

@@ -220,6 +220,10 @@ enum gpt2_phase {
 	GPT2_NUM_PHASES
 };
 extern double gpt2_phase_s[GPT2_NUM_PHASES];
+/* Nonzero: every timed call waits for the backend first and after
+ * (kgpt_sync()), so that a backend that queues kernels is timed per
+ * phase; 0 (the default): no waiting. */
+extern int gpt2_phase_sync;
 extern const char *const gpt2_phase_name[GPT2_NUM_PHASES];
 
 /* The mechanisms of ra/: their hooks, inline no-ops when they are off. */

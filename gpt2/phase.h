@@ -13,7 +13,10 @@
  *
  * Cost: two clock_gettime() through the vDSO, about 50 ns, per kernel
  * call: some 600 calls per step of the 124M model, 30 us against a step
- * of 500 ms or more.
+ * of 500 ms or more. With gpt2_phase_sync set, each clock read first
+ * waits for the backend (kgpt_sync()), so that the time of a backend that
+ * queues kernels (CUDA) lands in the phase of the kernel, not of the next
+ * call that happens to wait.
  */
 #ifndef KGPT_GPT2_PHASE_H
 #define KGPT_GPT2_PHASE_H
@@ -24,18 +27,26 @@
 #include "ra/kvprune.h"
 #include "ra/rmlp.h"
 
+/* The clock, after waiting for the backend when gpt2_phase_sync asks. */
+static inline double phase_now(void)
+{
+	if (gpt2_phase_sync)
+		kgpt_sync();
+	return kgpt_now_s();
+}
+
 /* A call that returns nothing, timed into phase ph. */
 #define PHASE_VOID(ph, call) ({						\
-	double t0_ = kgpt_now_s();					\
+	double t0_ = phase_now();					\
 	call;								\
-	gpt2_phase_s[ph] += kgpt_now_s() - t0_;				\
+	gpt2_phase_s[ph] += phase_now() - t0_;				\
 })
 
 /* A call that returns a value, timed into phase ph; yields the value. */
 #define PHASE_VAL(ph, call) ({						\
-	double t0_ = kgpt_now_s();					\
+	double t0_ = phase_now();					\
 	__typeof__(call) r_ = (call);					\
-	gpt2_phase_s[ph] += kgpt_now_s() - t0_;				\
+	gpt2_phase_s[ph] += phase_now() - t0_;				\
 	r_;								\
 })
 

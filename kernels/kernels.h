@@ -60,6 +60,10 @@
 #include <stdint.h>
 #include "kgpt/real.h"
 
+#ifdef __cplusplus
+extern "C" {		/* a backend may be written in CUDA C++ */
+#endif
+
 /* ------------------------------------------------------------------------
  * The backend and its memory
  */
@@ -323,5 +327,9 @@ void spam_soft_reset(float *m, float *v, float *vmax, size_t n);
 double sumsq(const real *g, size_t n);
 /* x *= s, (n). */
 void scale_inplace(real *x, size_t n, real s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* KGPT_KERNELS_H */

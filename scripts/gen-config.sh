@@ -110,6 +110,24 @@ END {
 		if (cfg["KV_PRUNE_RECENCY"] + 0 >= cfg["KV_PRUNE_K"] + 0)
 			fail(sprintf("CONFIG_KV_PRUNE_RECENCY=%d must be below CONFIG_KV_PRUNE_K=%d", cfg["KV_PRUNE_RECENCY"], cfg["KV_PRUNE_K"]))
 	}
+	if (cfg["BACKEND_CUDA"] == "y") {
+		if (cfg["KV_CACHE_PRUNE"] == "y")
+			fail("CONFIG_KV_CACHE_PRUNE=y with CONFIG_BACKEND_CUDA=y: KV-cache pruning walks its caches on the host and the CUDA backend has no device version of the walk yet; turn pruning off (make menuconfig, Reciprocal mechanisms) or choose the CPU backend (Backend); see docs/cuda.md")
+		if (cfg["DISTRIBUTED"] == "y")
+			fail("CONFIG_DISTRIBUTED=y with CONFIG_BACKEND_CUDA=y: data-parallel training sums the gradients with MPI on the host and is not supported with the CUDA backend yet; turn it off (make menuconfig, Training) or choose the CPU backend; see docs/cuda.md")
+		hs = cfg["GPT2_N_HEAD"] > 0 ? cfg["GPT2_N_EMBD"] / cfg["GPT2_N_HEAD"] : 0
+		if (cfg["GPT2_N_EMBD"] % cfg["GPT2_N_HEAD"] == 0 && hs != 8 && hs != 16 && hs != 32 && hs != 64)
+			fail(sprintf("CONFIG_GPT2_N_EMBD=%d / CONFIG_GPT2_N_HEAD=%d is a head size of %d: the CUDA attention kernels are built for head sizes 8, 16, 32 and 64; change n_embd or n_head (make menuconfig, Model) or choose the CPU backend", cfg["GPT2_N_EMBD"], cfg["GPT2_N_HEAD"], hs))
+		if (cfg["BATCH_SIZE"] * cfg["GPT2_N_HEAD"] > 65535)
+			fail(sprintf("CONFIG_BATCH_SIZE=%d times CONFIG_GPT2_N_HEAD=%d is %d (batch, head) pairs: the CUDA attention kernels run one grid row per pair, at most 65535; lower the batch size and raise CONFIG_GPT2_GRADIENT_ACCUMULATION instead (make menuconfig, Training)", cfg["BATCH_SIZE"], cfg["GPT2_N_HEAD"], cfg["BATCH_SIZE"] * cfg["GPT2_N_HEAD"]))
+		arch = unq(cfg["CUDA_ARCH"])
+		k = split(arch, e, " ")
+		if (k == 0)
+			fail("CONFIG_CUDA_ARCH is empty: name the GPU architectures, e.g. \"sm_90 sm_80\" (make menuconfig, Backend)")
+		for (i = 1; i <= k; i++)
+			if (e[i] !~ /^sm_[0-9][0-9]+[a-z]?$/)
+				fail(sprintf("CONFIG_CUDA_ARCH=\"%s\": \"%s\" is not an nvcc architecture such as sm_80 or sm_90 (make menuconfig, Backend)", arch, e[i]))
+	}
 	if (unq(cfg["OUTPUT_DIR"]) == "")
 		fail("CONFIG_OUTPUT_DIR is empty: set the folder for the runs (make menuconfig, Output), e.g. \"out\"")
 	d = unq(cfg["GPT2_AMP_DTYPE"])

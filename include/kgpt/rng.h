@@ -17,11 +17,18 @@
 #include <stdint.h>
 #include <math.h>
 
+/* The counter-based functions run in GPU kernels too (kernels/cuda/). */
+#ifdef __CUDACC__
+#define KGPT_HD		__host__ __device__
+#else
+#define KGPT_HD
+#endif
+
 struct kgpt_rng {
 	uint64_t s[4];
 };
 
-static inline uint64_t kgpt_splitmix64(uint64_t *x)
+static inline KGPT_HD uint64_t kgpt_splitmix64(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
 
@@ -80,7 +87,7 @@ static inline float kgpt_rng_normal(struct kgpt_rng *rng)
 }
 
 /* Counter-based: uniform in [0, 1) as a pure function of (seed, idx). */
-static inline float kgpt_hash_uniform(uint64_t seed, uint64_t idx)
+static inline KGPT_HD float kgpt_hash_uniform(uint64_t seed, uint64_t idx)
 {
 	uint64_t x = seed ^ (idx * 0xd1b54a32d192ed03ULL);
 
@@ -91,7 +98,7 @@ static inline float kgpt_hash_uniform(uint64_t seed, uint64_t idx)
  * Dropout keep decision for element idx of the mask identified by seed:
  * returns 1 with probability 1 - p. Callers scale kept values by 1/(1-p).
  */
-static inline int kgpt_dropout_keep(uint64_t seed, uint64_t idx, float p)
+static inline KGPT_HD int kgpt_dropout_keep(uint64_t seed, uint64_t idx, float p)
 {
 	return kgpt_hash_uniform(seed, idx) >= p;
 }

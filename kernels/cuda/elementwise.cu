@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Element-wise and reduction kernels of the CUDA backend
+ * (kernels/kernels.h): embeddings, GELU, residual, dropout, scaling, the
+ * sum of squares, and the deterministic column sums behind the bias
+ * gradients. Offsets are size_t throughout; the 1-D kernels are
+ * grid-stride loops.
+ *
+ * Reductions are deterministic: a fixed grid, partial sums per block in
+ * a fixed order, then the partials added in order by one more kernel. No
+ * floating-point atomics anywhere, so two runs give the same bits.
+ */
+#include "kernels/cuda/cuda.h"
+#include "kgpt/rng.h"
+
+#define THREADS		256
+#define MAX_BLOCKS	65536u
+
+#define GRID_STRIDE(i, n) \
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
+	     i += (size_t)gridDim.x * blockDim.x)
+
+/* ------------------------------------------------------------------------
+ * Column sums (kernels/cuda/cuda.h)
+ */
+
+#define COLSUM_CHUNKS	64
+
+/* part[c][j] = sum of rows [c*rows, (c+1)*rows) of in's column j. */
+__global__ void colsum_part(float *__restrict__ part, const float *__restrict__ in, int N,
+			    int n, int rows)
+{
+	int j = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
+	int r0 = c * rows, r1 = r0 + rows < N ? r0 + rows : N;
+	float s = 0;
+
+	if (j >= n)
+		return;
+	for (int r = r0; r < r1; r++)
+		s += in[(size_t)r * n + j];
+	part[(size_t)c * n + j] = s;
+}
+
+/* out[j] += sum over the chunks of part[c][j], in chunk order. */
+__global__ void colsum_add(float *__restrict__ out, const float *__restrict__ part, int n,
+			   int chunks)
+{
+	int j = blockIdx.x * blockDim.x + threadIdx.x;
+	float s = 0;
+
+	if (j >= n)
+		return;
+	for (int c = 0; c < chunks; c++)
+		s += part[(size_t)c * n + j];
+	out[j] += s;
+}
+
+void kgpt_cuda_colsum(float *out, const float *in, int N, int n)
+{
+	int chunks = N < COLSUM_CHUNKS ? (N > 0 ? N : 1) : COLSUM_CHUNKS;
+	int rows = (N + chunks - 1) / chunks;
+	float *part = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_REDUCE,
+						 (size_t)chunks * n * sizeof(float));
+	dim3 grid((n + THREADS - 1) / THREADS, chunks);
+
+	if (N <= 0 || n <= 0)
+		return;
+	KGPT_LAUNCH(colsum_part, grid, THREADS, 0, part, in, N, n, rows);
+	KGPT_LAUNCH(colsum_add, (n + THREADS - 1) / THREADS, THREADS, 0, out, part, n, chunks);
+}
+
+/* ------------------------------------------------------------------------
+ * Embeddings
+ */
+
+__global__ void encoder_fwd(float *__restrict__ out, const int *__restrict__ inp,
+			    const float *__restrict__ wte, const float *__restrict__ wpe,
+			    size_t total, int T, int C)
+{
+	GRID_STRIDE(i, total) {
+		size_t n = i / C;
+		int c = (int)(i % C);
+
+		out[i] = wte[(size_t)inp[n] * C + c] + wpe[(size_t)(n % T) * C + c];
+	}
+}
+
+void encoder_forward(real *out, const int *inp, const real *wte,
+		     const real *wpe, int B, int T, int C)
+{
+	size_t total = (size_t)B * T * C;
+
+	KGPT_LAUNCH(encoder_fwd, kgpt_blocks(total, THREADS, MAX_BLOCKS), THREADS, 0,
+		    out, inp, wte, wpe, total, T, C);
+}
+
+/* dwpe[t][c] += sum over b of dout[b][t][c], b in order. */
+__global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const float *__restrict__ dout,
+				int B, int T, int C)
+{
+	size_t tc = (size_t)T * C;
+
+	GRID_STRIDE(i, tc) {
+		float s = 0;
+
+		for (int b = 0; b < B; b++)
+			s += dout[(size_t)b * tc + i];
+		dwpe[i] += s;
+	}
+}
+
+/* dwte[inp[n]][c] += dout[n][c]: one thread per channel walks the rows in
+ * order, so a token repeated in the batch adds up deterministically. */
+__global__ void encoder_bwd_wte(float *__restrict__ dwte, const float *__restrict__ dout,
+				const int *__restrict__ inp, size_t N, int C)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (c >= C)
+		return;
+	for (size_t n = 0; n < N; n++)
+		dwte[(size_t)inp[n] * C + c] += dout[n * C + c];
+}
+
+void encoder_backward(real *dwte, real *dwpe, const real *dout,
+		      const int *inp, int B, int T, int C)
+{
+	size_t tc = (size_t)T * C;
+
+	KGPT_LAUNCH(encoder_bwd_wpe, kgpt_blocks(tc, THREADS, MAX_BLOCKS), THREADS, 0,
+		    dwpe, dout, B, T, C);
+	KGPT_LAUNCH(encoder_bwd_wte, (C + 127) / 128, 128, 0, dwte, dout, inp,
+		    (size_t)B * T, C);
+}
+
+/* ------------------------------------------------------------------------
+ * GELU, tanh approximation in its sigmoid form (kernels/cpu/gelu.c):
+ * gelu(x) = x s, s = 1 / (1 + e), e = e^(-2u), u = sqrt(2/pi) (x + 0.044715 x^3),
+ * the exponent clamped to [-87, 88] as the CPU's kexp() clamps it.
+ */
+
+#define GELU_K	0.7978845608028654f
+#define GELU_A	0.044715f
+
+__device__ __forceinline__ float gelu_e(float x)
+{
+	float a = -2.0f * GELU_K * (x + GELU_A * x * x * x);
+
+	return expf(fminf(fmaxf(a, -87.0f), 88.0f));
+}
+
+__global__ void gelu_fwd(float *out, const float *inp, size_t n)
+{
+	GRID_STRIDE(i, n)
+		out[i] = inp[i] / (1.0f + gelu_e(inp[i]));
+}
+
+__global__ void gelu_bwd(float *__restrict__ dinp, const float *__restrict__ inp,
+			 const float *__restrict__ dout, size_t n)
+{
+	GRID_STRIDE(i, n) {
+		float x = inp[i], e = gelu_e(x), s = 1.0f / (1.0f + e);
+		float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+
+		dinp[i] += dout[i] * (s + x * (e * s) * s * 2.0f * du);
+	}
+}
+
+void gelu_forward(real *out, const real *inp, size_t n)
+{
+	KGPT_LAUNCH(gelu_fwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, out, inp, n);
+}
+
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n)
+{
+	KGPT_LAUNCH(gelu_bwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, dinp, inp, dout, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Residual, dropout, scaling
+ */
+
+__global__ void residual_fwd(float *out, const float *a, const float *b, size_t n)
+{
+	GRID_STRIDE(i, n)
+		out[i] = a[i] + b[i];
+}
+
+void residual_forward(real *out, const real *a, const real *b, size_t n)
+{
+	KGPT_LAUNCH(residual_fwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, out, a, b, n);
+}
+
+/* x *= keep(seed, i, p) / (1 - p): the mask of kgpt/rng.h, element i. */
+__global__ void dropout_apply(float *x, size_t n, float p, uint64_t seed)
+{
+	float scale = 1.0f / (1.0f - p);
+
+	GRID_STRIDE(i, n)
+		x[i] = kgpt_dropout_keep(seed, i, p) ? x[i] * scale : 0.0f;
+}
+
+void dropout_forward(real *x, size_t n, float p, uint64_t seed)
+{
+	if (p > 0)
+		KGPT_LAUNCH(dropout_apply, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0,
+			    x, n, p, seed);
+}
+
+void dropout_backward(real *dx, size_t n, float p, uint64_t seed)
+{
+	if (p > 0)
+		KGPT_LAUNCH(dropout_apply, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0,
+			    dx, n, p, seed);
+}
+
+__global__ void scale_k(float *x, size_t n, float s)
+{
+	GRID_STRIDE(i, n)
+		x[i] *= s;
+}
+
+void scale_inplace(real *x, size_t n, real s)
+{
+	KGPT_LAUNCH(scale_k, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, x, n, s);
+}
+
+/* ------------------------------------------------------------------------
+ * Sum of squares in double: SUMSQ_BLOCKS fixed partial sums, then one
+ * block adds them.
+ */
+
+#define SUMSQ_BLOCKS	1024
+
+__global__ void sumsq_part(double *part, const float *__restrict__ g, size_t n)
+{
+	__shared__ double sh[32];
+	double s = 0;
+
+	GRID_STRIDE(i, n)
+		s += (double)g[i] * g[i];
+	s = block_sum(s, sh);
+	if (threadIdx.x == 0)
+		part[blockIdx.x] = s;
+}
+
+__global__ void sum_parts(double *out, const double *part, int nparts)
+{
+	__shared__ double sh[32];
+	double s = 0;
+
+	for (int i = threadIdx.x; i < nparts; i += blockDim.x)
+		s += part[i];
+	s = block_sum(s, sh);
+	if (threadIdx.x == 0)
+		*out = s;
+}
+
+double sumsq(const real *g, size_t n)
+{
+	double *part = (double *)kgpt_cuda_scratch(KGPT_SCRATCH_REDUCE,
+						   (SUMSQ_BLOCKS + 1) * sizeof(double));
+	double s;
+
+	KGPT_LAUNCH(sumsq_part, SUMSQ_BLOCKS, THREADS, 0, part, g, n);
+	KGPT_LAUNCH(sum_parts, 1, 1024, 0, part + SUMSQ_BLOCKS, part, SUMSQ_BLOCKS);
+	kgpt_download(&s, part + SUMSQ_BLOCKS, sizeof(s));
+	return s;
+}
