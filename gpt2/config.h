@@ -16,9 +16,6 @@
 #if defined(KGPT_AMP_BF16) && !IS_ENABLED(CONFIG_BACKEND_CUDA)
 #error "CONFIG_GPT2_AMP_DTYPE=\"bf16\": the CPU backend computes in fp32 only. Set it to \"fp32\" or choose the CUDA backend (make menuconfig, Backend)."
 #endif
-#if IS_ENABLED(CONFIG_BACKEND_CUDA) && IS_ENABLED(CONFIG_KV_CACHE_PRUNE)
-#error "CONFIG_KV_CACHE_PRUNE=y with CONFIG_BACKEND_CUDA=y: the pruning cache walk is host code (docs/cuda.md). Turn one of them off."
-#endif
 #if IS_ENABLED(CONFIG_BACKEND_CUDA) && IS_ENABLED(CONFIG_DISTRIBUTED)
 #error "CONFIG_DISTRIBUTED=y with CONFIG_BACKEND_CUDA=y: not supported yet (docs/cuda.md). Turn one of them off."
 #endif

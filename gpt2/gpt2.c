@@ -309,6 +309,10 @@ static size_t plan_acts(struct gpt2 *m, real *base)
  * output of one token (4C). */
 #define HOST_N	(GPT2_N > VP ? (GPT2_N > 4 * C ? GPT2_N : 4 * C) : (VP > 4 * C ? VP : 4 * C))
 
+/* KV pruning's host copies of one layer (ra/kvprune_gpt2.c): qkv and
+ * dqkv (N,3C), out (N,C), lse and the eviction steps (B,NH,T). */
+#define KV_HOST_N	((size_t)GPT2_N * 7 * C + 2 * (size_t)GPT2_B * NH * GPT2_T)
+
 /* n reals of backend (or, shared, shared) memory, zeroed; NULL after a
  * message naming what and how much. */
 static real *xalloc(size_t n, int shared, const char *what)
@@ -341,7 +345,15 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 	m->num_acts = plan_acts(m, NULL);
 	m->acts = xalloc(m->num_acts, 0, "activations");
 	m->host = malloc(HOST_N * sizeof(real));
+	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE)) {
+		m->kv_host = malloc(KV_HOST_N * sizeof(real));
+		if (!m->kv_host)
+			fprintf(stderr, "kgpt: out of host memory for KV pruning's copies "
+				"(%.1f MiB); lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE\n",
+				(double)KV_HOST_N * sizeof(real) / (1 << 20));
+	}
 	if (!m->params || !m->grads || !m->acts || !m->host ||
+	    (IS_ENABLED(CONFIG_KV_CACHE_PRUNE) && !m->kv_host) ||
 	    optim_alloc(&m->opt, m->num_params)) {
 		gpt2_free(m);
 		return -ENOMEM;
@@ -361,6 +373,7 @@ void gpt2_free(struct gpt2 *m)
 	optim_free(&m->opt, m->num_params);
 	kgpt_free(m->acts, m->num_acts * sizeof(real));
 	free(m->host);
+	free(m->kv_host);
 	memset(m, 0, sizeof(*m));
 }
 

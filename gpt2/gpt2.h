@@ -85,6 +85,8 @@ struct gpt2 {
 	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
 	int lm_chunk;
 	real *host;		/* host memory: staging for losses, logits, one token's q, k, v */
+	real *kv_host;		/* KV pruning: host copies for the cache walk
+				 * (ra/kvprune_gpt2.c), GPT2_KV_HOST_N reals; NULL without */
 
 	int step;		/* optimizer steps taken (AdamW t; gpt2_update() counts) */
 	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */

@@ -13,9 +13,9 @@
  * evict_step[j] > i} and go to the backend's attention_backward_pruned()
  * (kernels/kernels.h) as masks.
  *
- * The walk itself is host code: it reads qkv and writes out, lse and
- * evict_step directly, so training with pruning needs a backend whose
- * memory is host memory (the CPU's; gpt2/config.h refuses the others).
+ * The walk itself is host code on host memory: it reads qkv and writes
+ * out, lse and evict_step directly. The model (ra/kvprune_gpt2.c) hands
+ * it host copies of the backend's arrays, so it runs with any backend.
  * Its softmax exponentiates with kexp_sum() (kgpt/fastmath.h), the CPU
  * attention's, so pruned and unpruned attention round alike.
  */

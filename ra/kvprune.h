@@ -59,9 +59,11 @@
  * 1/sqrt(hs); out (B,T,C); lse (B,NH,T); backward ACCUMULATES; OpenMP
  * inside (call from one thread); `real` is float32 (float64 under
  * -DKGPT_F64). Nothing here reads Kconfig. Errors are negative errno
- * values. The cache walks run on the host: the arrays of the training
- * functions are backend memory that the host can address (the CPU
- * backend's), the generation cache is host memory on every backend.
+ * values. The cache walks run on the host, on host memory: the training
+ * functions' arrays are host copies (ra/kvprune_gpt2.c makes them), the
+ * generation cache is host memory. The two exceptions call the backend
+ * and take its memory: the hard backward (always) and the forward's
+ * shortcut for k >= T, which the model runs itself.
  */
 #ifndef KGPT_RA_KVPRUNE_H
 #define KGPT_RA_KVPRUNE_H

@@ -5,7 +5,10 @@
  * same rule in training, evaluation and generation (docs/kv-pruning.md).
  * Compiled only with CONFIG_KV_CACHE_PRUNE. The learned keep ratios rho
  * are parameters in shared memory: read and written here on the host,
- * between kgpt_sync_for_host() and kgpt_sync_for_backend().
+ * between kgpt_sync_for_host() and kgpt_sync_for_backend(). The cache
+ * walk of the forward (and of the learned budget's backward) is host
+ * code too and runs on host copies of the layer's arrays (m->kv_host);
+ * the hard backward is the backend's attention_backward_pruned().
  */
 #include <math.h>
 #include <stdio.h>
@@ -61,39 +64,122 @@ struct kvprune_cfg gpt2_kv_gen_cfg(const struct gpt2 *m, int l)
 
 /* The pruned kernels allocate their scratch per call: on failure say so
  * and poison the result (forward: the loss; backward: the gradients and
- * so their norm) with NaN, which stops the trainer. */
+ * so their norm) with NaN, which stops the trainer. x is backend memory:
+ * scaled by NaN with the backend's kernel. */
 static void kv_failed(real *x, size_t n, int err, int l, const char *what)
 {
 	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
 		strerror(-err));
-	for (size_t i = 0; i < n; i++)
-		x[i] = NAN;
+	scale_inplace(x, n, (real)NAN);
+}
+
+/*
+ * The cache walk (ra/kvprune.c) is host code: it runs on m->kv_host, host
+ * copies of the layer's arrays, downloaded before and uploaded after
+ * (kgpt_download()/kgpt_upload(): plain copies on the CPU backend, PCIe
+ * transfers on a GPU). Layout: qkv (N, 3C), then out or dout (N, C),
+ * then lse (B, NH, T) and evict (B, NH, T) ints in the forward, dqkv
+ * (N, 3C) in the soft backward. GPT2_KV_HOST_N (gpt2/gpt2.h) reals.
+ */
+struct kv_stage {
+	real *qkv, *o, *lse, *dqkv;
+	int *evict;
+};
+
+static struct kv_stage kv_stage(const struct gpt2 *m, int B, int T)
+{
+	const size_t n = (size_t)B * T, c = GPT2_C;
+	struct kv_stage st;
+
+	st.qkv = m->kv_host;
+	st.o = st.qkv + n * 3 * c;
+	st.lse = st.o + n * c;
+	st.evict = (int *)(st.lse + (size_t)B * GPT2_NH * T);
+	st.dqkv = st.o + n * c;
+	return st;
+}
+
+/* A hard budget of the whole sequence evicts nothing: the backend's own
+ * attention, and every eviction step T (kvprune_attention_forward()'s
+ * shortcut, without touching backend memory from the host). */
+static void kv_forward_full(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kv_stage st = kv_stage(m, B, T);
+	size_t nev = (size_t)B * GPT2_NH * T;
+
+	attention_forward(a->atty, a->att_lse, a->qkv, B, T, GPT2_C, GPT2_NH, p, seed);
+	for (size_t j = 0; j < nev; j++)
+		st.evict[j] = T;
+	kgpt_upload(a->kv_evict, st.evict, nev * sizeof(int));
 }
 
 int gpt2_kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
+	struct kv_stage st = kv_stage(m, B, T);
+	const size_t n = (size_t)B * T, nev = (size_t)B * GPT2_NH * T;
 	int err;
 
 	if (!m->training && m->kv_full)
 		return 0;
-	err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
+	if (!cfg.soft && cfg.k >= T) {
+		kv_forward_full(m, l, B, T, p, seed);
+		return 1;
+	}
+	kgpt_download(st.qkv, a->qkv, n * 3 * GPT2_C * sizeof(real));
+	err = kvprune_attention_forward(st.o, st.lse, st.evict, st.qkv, B, T,
 					GPT2_C, GPT2_NH, p, seed, &cfg);
-	if (err)
-		kv_failed(a->atty, (size_t)B * T * GPT2_C, err, l, "forward");
+	if (err) {
+		kv_failed(a->atty, n * GPT2_C, err, l, "forward");
+		return 1;
+	}
+	kgpt_upload(a->atty, st.o, n * GPT2_C * sizeof(real));
+	kgpt_upload(a->att_lse, st.lse, nev * sizeof(real));
+	kgpt_upload(a->kv_evict, st.evict, nev * sizeof(int));
 	return 1;
+}
+
+/* The soft (learned budget) backward replays the walk on the host:
+ * qkv, dout and dqkv down, dqkv up; d rho summed on the host and added
+ * to the shared gradient. */
+static int kv_backward_soft(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed,
+			    const struct kvprune_cfg *cfg)
+{
+	struct gpt2_layer_acts *a = &m->layer[l];
+	struct kv_stage st = kv_stage(m, B, T);
+	const size_t n = (size_t)B * T, c = GPT2_C;
+	real *drho = gpt2_grad(m, P_KV_RHO) + l, d = 0;
+	int err;
+
+	kgpt_download(st.qkv, a->qkv, n * 3 * c * sizeof(real));
+	kgpt_download(st.o, m->datty, n * c * sizeof(real));
+	kgpt_download(st.dqkv, m->dqkv, n * 3 * c * sizeof(real));
+	err = kvprune_attention_backward(st.dqkv, &d, st.o, st.qkv, NULL, NULL, NULL, B, T,
+					 GPT2_C, GPT2_NH, p, seed, cfg);
+	if (err)
+		return err;
+	kgpt_upload(m->dqkv, st.dqkv, n * 3 * c * sizeof(real));
+	kgpt_sync_for_host(drho, sizeof(*drho));
+	*drho += d;
+	kgpt_sync_for_backend(drho, sizeof(*drho));
+	return 0;
 }
 
 int gpt2_kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
-	real *drho = cfg.soft ? gpt2_grad(m, P_KV_RHO) + l : NULL;
-	int err = kvprune_attention_backward(m->dqkv, drho, m->datty, a->qkv, a->atty,
-					     a->att_lse, a->kv_evict, B, T, GPT2_C, GPT2_NH,
-					     p, seed, &cfg);
+	int err;
 
+	/* hard: the backend's (pruned) attention backward, on backend memory */
+	if (cfg.soft)
+		err = kv_backward_soft(m, l, B, T, p, seed, &cfg);
+	else
+		err = kvprune_attention_backward(m->dqkv, NULL, m->datty, a->qkv, a->atty,
+						 a->att_lse, a->kv_evict, B, T, GPT2_C,
+						 GPT2_NH, p, seed, &cfg);
 	if (err)
 		kv_failed(m->dqkv, (size_t)B * T * 3 * GPT2_C, err, l, "backward");
 	return 1;

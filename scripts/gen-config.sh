@@ -111,8 +111,6 @@ END {
 			fail(sprintf("CONFIG_KV_PRUNE_RECENCY=%d must be below CONFIG_KV_PRUNE_K=%d", cfg["KV_PRUNE_RECENCY"], cfg["KV_PRUNE_K"]))
 	}
 	if (cfg["BACKEND_CUDA"] == "y") {
-		if (cfg["KV_CACHE_PRUNE"] == "y")
-			fail("CONFIG_KV_CACHE_PRUNE=y with CONFIG_BACKEND_CUDA=y: KV-cache pruning walks its caches on the host and the CUDA backend has no device version of the walk yet; turn pruning off (make menuconfig, Reciprocal mechanisms) or choose the CPU backend (Backend); see docs/cuda.md")
 		if (cfg["DISTRIBUTED"] == "y")
 			fail("CONFIG_DISTRIBUTED=y with CONFIG_BACKEND_CUDA=y: data-parallel training sums the gradients with MPI on the host and is not supported with the CUDA backend yet; turn it off (make menuconfig, Training) or choose the CPU backend; see docs/cuda.md")
 		hs = cfg["GPT2_N_HEAD"] > 0 ? cfg["GPT2_N_EMBD"] / cfg["GPT2_N_HEAD"] : 0
