@@ -12,12 +12,24 @@
 #include <string.h>
 #include "kernels/cuda/cuda.h"
 
+/* The errors that mean "no usable GPU here" get a word on what to do. */
+static int no_gpu(cudaError_t err)
+{
+	return err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
+	       err == cudaErrorInitializationError || err == cudaErrorDevicesUnavailable;
+}
+
 void kgpt_cuda_check(cudaError_t err, const char *call, const char *file, int line)
 {
 	if (err == cudaSuccess)
 		return;
 	fprintf(stderr, "kgpt: CUDA error at %s:%d: %s: %s (%s)\n", file, line, call,
 		cudaGetErrorString(err), cudaGetErrorName(err));
+	if (no_gpu(err))
+		fprintf(stderr, "kgpt: this program was built for the CUDA backend: it needs an "
+			"NVIDIA GPU and a driver for CUDA %d.%d or newer (nvidia-smi shows both), "
+			"or a build with the CPU backend (make menuconfig, Backend)\n",
+			CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
 	exit(1);
 }
 
@@ -90,13 +102,14 @@ static void *account(void *p, size_t bytes)
 	return p;
 }
 
-/* An allocation that failed returns NULL and leaves no error pending. */
-static int alloc_failed(cudaError_t err, void **p)
+/* An allocation that failed for want of memory returns NULL and leaves
+ * no error pending; any other failure of call ends the program. */
+static int alloc_failed(cudaError_t err, const char *call, void **p)
 {
 	if (err == cudaSuccess)
 		return 0;
 	if (err != cudaErrorMemoryAllocation)
-		kgpt_cuda_check(err, "cudaMalloc", __FILE__, __LINE__);
+		kgpt_cuda_check(err, call, __FILE__, __LINE__);
 	cudaGetLastError();
 	*p = NULL;
 	return 1;
@@ -106,7 +119,7 @@ void *kgpt_alloc(size_t bytes)
 {
 	void *p;
 
-	if (alloc_failed(cudaMalloc(&p, bytes ? bytes : 1), &p))
+	if (alloc_failed(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc", &p))
 		return NULL;
 	CUDA_CHECK(cudaMemset(p, 0, bytes));
 	return account(p, bytes);
@@ -116,7 +129,8 @@ void *kgpt_alloc_shared(size_t bytes)
 {
 	void *p;
 
-	if (alloc_failed(cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal), &p))
+	if (alloc_failed(cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal),
+			 "cudaMallocManaged", &p))
 		return NULL;
 	CUDA_CHECK(cudaMemset(p, 0, bytes));	/* on the device: the pages start there */
 	return account(p, bytes);
