@@ -181,6 +181,8 @@ MODEL_TEST_SRCS := $(wildcard $(srctree)/tests/model/test_*.c)
 MODEL_TESTS := $(patsubst $(srctree)/tests/model/%.c,$(BUILD)/tests/model/%,$(MODEL_TEST_SRCS))
 MODEL_TESTS64 := $(filter %_f64,$(MODEL_TESTS))
 MODEL_TESTS32 := $(filter-out %_f64,$(MODEL_TESTS))
+GPU_TEST_SRCS := $(wildcard $(srctree)/tests/gpu/*.c)
+GPU_TESTS   := $(patsubst $(srctree)/tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRCS))
 UNIT_TESTS64 := $(filter %_f64,$(UNIT_TESTS))
 UNIT_TESTS32 := $(filter-out %_f64,$(UNIT_TESTS))
 
@@ -446,6 +448,13 @@ $(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJ
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
+# Backend parity: tests/gpu/*.c against this configuration's model and
+# backend (tests/gpu/run.sh builds them in a CPU and a CUDA tree).
+$(GPU_TESTS): $(BUILD)/tests/gpu/%: $(srctree)/tests/gpu/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
+	$(say) CC "tests/gpu/$*"
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
+
 # Fuzz targets: tests/fuzz/fuzz_*.c, libFuzzer programs against this
 # configuration's model; built by tests/fuzz/run.sh with CC=clang SAN=fuzz.
 FUZZ_SRCS := $(wildcard $(srctree)/tests/fuzz/fuzz_*.c)
@@ -465,13 +474,14 @@ wandb-sync: $(TRACKER_PROGS)
 			$(BUILD)/kgpt-wandb sync "$$(dirname "$$s")" || rc=1; done; \
 		[ $$n -gt 0 ] || echo "wandb-sync: no run folder with a spool under $$d"; exit $$rc; fi
 
-PHONY += lib tools unit-tests model-tests fuzzers tokenize prepare_data
+PHONY += lib tools unit-tests model-tests gpu-tests fuzzers tokenize prepare_data
 lib: $(LIBKGPT) $(LIBKGPT64) $(LIBCPU) $(LIBCPU64)
 tools: $(PROGS) $(TRACKER_PROGS)
 tokenize: $(BUILD)/tokenize
 prepare_data: $(BUILD)/prepare_data
 unit-tests: $(UNIT_TESTS)
 model-tests: $(MODEL_TESTS) $(TRAINERS)
+gpu-tests: $(GPU_TESTS)
 fuzzers: $(FUZZERS)
 
 # --------------------------------------------------------------------------
@@ -532,11 +542,16 @@ bench:
 # The unit tests (and one small configuration's model tests) under
 # AddressSanitizer + UndefinedBehaviorSanitizer in build/asan; the fuzz
 # targets for KGPT_FUZZ_SECONDS each (default 60). Both are part of check.
-PHONY += check-asan check-fuzz
+PHONY += check-asan check-fuzz check-gpu
 check-asan:
 	$(Q)$(srctree)/scripts/run-tests.sh asan
 check-fuzz:
 	$(Q)$(srctree)/scripts/run-tests.sh fuzz
+
+# On a machine with an NVIDIA GPU: CPU-against-GPU parity and the GPU
+# benchmark table (docs/cuda.md). Not part of check.
+check-gpu:
+	$(Q)$(srctree)/tests/gpu/run.sh
 
 # --------------------------------------------------------------------------
 PHONY += clean mrproper distclean
@@ -599,6 +614,8 @@ help:
 	@echo '  check-fuzz        - libFuzzer targets (tokenizer, shard, checkpoint readers;'
 	@echo '                      clang) and the config-fragment mutation fuzzer, each'
 	@echo '                      for KGPT_FUZZ_SECONDS (default 60)'
+	@echo '  check-gpu         - On an NVIDIA GPU: CPU-against-GPU parity and the GPU'
+	@echo '                      benchmark table (tests/gpu/run.sh, docs/cuda.md)'
 	@echo ''
 	@echo 'Benchmarks:'
 	@echo '  bench             - Time training steps of every bench/*.config (and the'

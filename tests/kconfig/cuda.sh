@@ -6,11 +6,11 @@
 # (MPI, head sizes, (batch, head) pairs, CONFIG_CUDA_ARCH), KV-cache
 # pruning is accepted, and CONFIG_CUDA_ARCH defaults to "sm_90 sm_80".
 # With the CUDA toolkit (nvcc in PATH or /usr/local/cuda/bin): the tiny
-# model with CONFIG_BACKEND_CUDA builds its trainer, generator and model
-# tests; the backend defines every function of kernels/kernels.h; the
-# trainer links cudart and cuBLAS and no BLAS, carries sm_90 and sm_80 code
-# (cuobjdump, or scripts/fatbin-archs.py where the toolkit has no
-# cuobjdump) and PTX for compute_90, --print-config names the backend,
+# model with CONFIG_BACKEND_CUDA builds its trainer, generator, model
+# tests and tests/gpu programs; the backend defines every function of
+# kernels/kernels.h; the trainer links cudart and cuBLAS and no BLAS,
+# carries sm_90 and sm_80 code (cuobjdump, or scripts/fatbin-archs.py
+# where the toolkit has no cuobjdump) and PTX for compute_90, --print-config names the backend,
 # and without a GPU it stops with a message saying what it needs; the
 # float64 gradient test of that configuration (gpt2.c on the CPU backend)
 # passes; pruning builds on it; the dtype and TF32 reach nvcc. Nothing
@@ -77,7 +77,7 @@ is "$RUN_RC" 0 "gpt2-tiny with CONFIG_BACKEND_CUDA=y loads" || { show_run; built
 has_line "$o/.config" 'CONFIG_CUDA_ARCH="sm_90 sm_80"' 'CONFIG_CUDA_ARCH defaults to "sm_90 sm_80"'
 
 build_tests=(
-	"the CUDA trainer, generator and model tests build"
+	"the CUDA trainer, generator, model tests and parity programs build"
 	"the backend defines every function of kernels/kernels.h"
 	"the trainer links cudart and cuBLAS"
 	"the trainer links no BLAS and calls no cblas_*"
@@ -112,7 +112,7 @@ no_cblas() {
 	fi
 }
 
-run kmake O="$o" -j"$jobs" "$o/build/train_gpt2" "$o/build/generate" model-tests
+run kmake O="$o" -j"$jobs" "$o/build/train_gpt2" "$o/build/generate" model-tests gpu-tests
 is "$RUN_RC" 0 "${build_tests[0]}" || { show_run; done_testing; }
 bin=$o/build/train_gpt2
 
