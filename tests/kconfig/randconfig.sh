@@ -11,10 +11,11 @@
 # kconfig-frontends 4.11 randomises only bools and choices; ints keep their
 # defaults, and the defaults have no time or step bound, which
 # scripts/gen-config.sh rejects. So each seed is also run with a fragment
-# that adds a time budget and turns off what kgpt does not implement yet
-# (CUDA, bf16, W&B, the ablation matrix: gpt2/config.h stops
-# the build for those by design), so the random bools and choices are
-# really compiled. The shipped recipes are compiled the same way.
+# that adds a time budget and turns off what this gcc-only check cannot
+# compile or what needs more than a configuration (the CUDA backend and
+# bf16: nvcc, tests/kconfig/cuda.sh; the ablation matrix), so the random
+# bools and choices are really compiled. The shipped recipes are compiled
+# the same way.
 
 . "$(dirname "$0")/../lib.sh"
 
