@@ -377,28 +377,27 @@ void gpt2_free(struct gpt2 *m)
 	memset(m, 0, sizeof(*m));
 }
 
-void gpt2_sync_for_host(const struct gpt2 *m)
+/* sync (kgpt_sync_for_host or _for_backend) on every shared array of m. */
+static void sync_shared(const struct gpt2 *m, void (*sync)(const void *, size_t))
 {
 	size_t np = m->num_params;
 
-	kgpt_sync_for_host(m->params, np * sizeof(real));
-	kgpt_sync_for_host(m->grads, np * sizeof(real));
-	kgpt_sync_for_host(m->opt.m, np * sizeof(float));
-	kgpt_sync_for_host(m->opt.v, np * sizeof(float));
+	sync(m->params, np * sizeof(real));
+	sync(m->grads, np * sizeof(real));
+	sync(m->opt.m, np * sizeof(float));
+	sync(m->opt.v, np * sizeof(float));
 	if (m->opt.vmax)
-		kgpt_sync_for_host(m->opt.vmax, np * sizeof(float));
+		sync(m->opt.vmax, np * sizeof(float));
+}
+
+void gpt2_sync_for_host(const struct gpt2 *m)
+{
+	sync_shared(m, kgpt_sync_for_host);
 }
 
 void gpt2_sync_for_backend(const struct gpt2 *m)
 {
-	size_t np = m->num_params;
-
-	kgpt_sync_for_backend(m->params, np * sizeof(real));
-	kgpt_sync_for_backend(m->grads, np * sizeof(real));
-	kgpt_sync_for_backend(m->opt.m, np * sizeof(float));
-	kgpt_sync_for_backend(m->opt.v, np * sizeof(float));
-	if (m->opt.vmax)
-		kgpt_sync_for_backend(m->opt.vmax, np * sizeof(float));
+	sync_shared(m, kgpt_sync_for_backend);
 }
 
 size_t gpt2_bytes(const struct gpt2 *m)

@@ -69,27 +69,21 @@ void gpt2_ra_init(struct gpt2 *m)
 
 /* The gate tensors only, each step: the rest of the parameters stays
  * with the backend. */
-static void ra_gates_sync(struct gpt2 *m, int for_host)
+static void ra_gates_sync(struct gpt2 *m, void (*sync)(const void *, size_t))
 {
 	static const int t[] = { P_RA_W_STD, P_RA_W_REC, P_RA_ALPHA };
 
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		size_t bytes = m->tensors[t[i]].size * sizeof(real);
-
-		if (for_host)
-			kgpt_sync_for_host(gpt2_param(m, t[i]), bytes);
-		else
-			kgpt_sync_for_backend(gpt2_param(m, t[i]), bytes);
-	}
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		sync(gpt2_param(m, t[i]), m->tensors[t[i]].size * sizeof(real));
 }
 
 void gpt2_ra_clamp(struct gpt2 *m)
 {
-	ra_gates_sync(m, 1);
+	ra_gates_sync(m, kgpt_sync_for_host);
 	rattn_clamp(gpt2_param(m, P_RA_W_STD), gpt2_param(m, P_RA_W_REC),
 		    m->tensors[P_RA_W_STD].size, gpt2_param(m, P_RA_ALPHA),
 		    m->tensors[P_RA_ALPHA].size);
-	ra_gates_sync(m, 0);
+	ra_gates_sync(m, kgpt_sync_for_backend);
 }
 
 int gpt2_ra_from_baseline(struct gpt2 *m)

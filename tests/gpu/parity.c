@@ -147,6 +147,7 @@ static void probe_evict(struct gpt2 *m)
 	free(ev);
 #else
 	(void)m;
+	(void)tol_evict;
 #endif
 }
 
