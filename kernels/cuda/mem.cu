@@ -181,6 +181,9 @@ void kgpt_sync_for_host(const void *p, size_t bytes)
 	CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+/* Nothing to do: the host touched the range while the device was idle
+ * (kgpt_sync_for_host() waited), and kernels queued from now on see its
+ * writes. That is also what GPUs without concurrent managed access ask. */
 void kgpt_sync_for_backend(const void *p, size_t bytes)
 {
 }
