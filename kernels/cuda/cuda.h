@@ -52,6 +52,7 @@ enum {
 	KGPT_SCRATCH_REDUCE,	/* partial sums of the deterministic reductions */
 	KGPT_SCRATCH_ATT,	/* attention backward: D = rowsum(dO * O) */
 	KGPT_SCRATCH_COUNT,	/* counters read back by the host */
+	KGPT_SCRATCH_ENC,	/* encoder backward: the rows bucketed by token */
 	KGPT_SCRATCH_SLOTS
 };
 void *kgpt_cuda_scratch(int slot, size_t bytes);

@@ -10,6 +10,9 @@
  * a fixed order, then the partials added in order by one more kernel. No
  * floating-point atomics anywhere, so two runs give the same bits.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "kernels/cuda/cuda.h"
 #include "kgpt/rng.h"
 
@@ -109,28 +112,112 @@ __global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const float *__restric
 	}
 }
 
-/* dwte[inp[n]][c] += dout[n][c]: one thread per channel walks the rows in
- * order, so a token repeated in the batch adds up deterministically. */
+/*
+ * dwte[inp[n]][c] += dout[n][c], deterministic and parallel: the rows
+ * are bucketed by token on the host (a stable counting sort of the B*T
+ * ids, which are copied down for it), and one thread per (token, channel)
+ * adds its token's rows in increasing n, straight into dwte: the order
+ * and rounding of the CPU's kernel (kernels/cpu/encoder.c), with one
+ * block row per distinct token instead of one thread per channel walking
+ * all B*T rows. rows: the row ids by token; first: (U + 1) bucket starts;
+ * tok: (U) the tokens.
+ */
 __global__ void encoder_bwd_wte(float *__restrict__ dwte, const float *__restrict__ dout,
-				const int *__restrict__ inp, size_t N, int C)
+				const int *__restrict__ rows, const int *__restrict__ first,
+				const int *__restrict__ tok, int C)
 {
-	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	int u = blockIdx.y, c = blockIdx.x * blockDim.x + threadIdx.x;
+	float *w;
+	float acc;
 
 	if (c >= C)
 		return;
-	for (size_t n = 0; n < N; n++)
-		dwte[(size_t)inp[n] * C + c] += dout[n * C + c];
+	w = dwte + (size_t)tok[u] * C + c;
+	acc = *w;
+	for (int k = first[u]; k < first[u + 1]; k++)
+		acc += dout[(size_t)rows[k] * C + c];
+	*w = acc;
+}
+
+/* Host staging of the bucketing, kept and grown across calls. */
+static int *enc_host, *enc_count;
+static size_t enc_have, enc_count_have;
+
+static void *enc_grow(void *p, size_t *have, size_t need)
+{
+	if (need <= *have)
+		return p;
+	free(p);
+	p = malloc(need);
+	if (!p) {
+		fprintf(stderr, "kgpt: encoder backward: out of host memory (%zu bytes)\n", need);
+		exit(1);
+	}
+	*have = need;
+	return p;
+}
+
+/*
+ * The buckets of the N token ids inp (device memory) into h: rows (N),
+ * first (U + 1), tok (U), packed in that order, then the ids (N) copied
+ * down; a counting sort, stable, so a token's rows stay in increasing n.
+ * Returns U, the distinct tokens.
+ */
+static int enc_buckets(const int *inp, int N, int *h)
+{
+	int *rows = h, *ids = h + 3 * (size_t)N + 1, *first, *tok, *cnt, U = 0, V = 0;
+
+	CUDA_CHECK(cudaMemcpy(ids, inp, (size_t)N * sizeof(int), cudaMemcpyDeviceToHost));
+	for (int n = 0; n < N; n++)
+		V = ids[n] >= V ? ids[n] + 1 : V;
+	enc_count = (int *)enc_grow(enc_count, &enc_count_have, ((size_t)V + 1) * sizeof(int));
+	cnt = enc_count;
+	memset(cnt, 0, ((size_t)V + 1) * sizeof(int));
+	for (int n = 0; n < N; n++)
+		cnt[ids[n] + 1]++;
+	first = rows + N;
+	for (int v = 0; v < V; v++) {
+		if (cnt[v + 1])
+			U++;
+		cnt[v + 1] += cnt[v];	/* cnt[v]: where token v's rows begin */
+	}
+	for (int n = 0; n < N; n++)
+		rows[cnt[ids[n]]++] = n;	/* cnt[v] ends at the next token's start */
+	tok = first + U + 1;
+	U = 0;
+	for (int k = 0; k < N; k++)
+		if (!k || ids[rows[k]] != ids[rows[k - 1]]) {
+			first[U] = k;
+			tok[U++] = ids[rows[k]];
+		}
+	first[U] = N;
+	return U;
 }
 
 void encoder_backward(real *dwte, real *dwpe, const real *dout,
 		      const int *inp, int B, int T, int C)
 {
-	size_t tc = (size_t)T * C;
+	size_t tc = (size_t)T * C, need;
+	int N = B * T, U, *d;
 
+	if (N <= 0)
+		return;
 	KGPT_LAUNCH(encoder_bwd_wpe, kgpt_blocks(tc, THREADS, MAX_BLOCKS), THREADS, 0,
 		    dwpe, dout, B, T, C);
-	KGPT_LAUNCH(encoder_bwd_wte, (C + 127) / 128, 128, 0, dwte, dout, inp,
-		    (size_t)B * T, C);
+	need = (4 * (size_t)N + 1) * sizeof(int);
+	enc_host = (int *)enc_grow(enc_host, &enc_have, need);
+	U = enc_buckets(inp, N, enc_host);
+	d = (int *)kgpt_cuda_scratch(KGPT_SCRATCH_ENC, (3 * (size_t)N + 1) * sizeof(int));
+	CUDA_CHECK(cudaMemcpy(d, enc_host, ((size_t)N + 2 * U + 1) * sizeof(int),
+			      cudaMemcpyHostToDevice));
+	/* the packed layout of enc_buckets(): rows (N), first (U + 1), tok (U) */
+	for (int u0 = 0; u0 < U; u0 += 65535) {
+		int nu = U - u0 < 65535 ? U - u0 : 65535;
+		dim3 grid((C + 127) / 128, nu);
+
+		KGPT_LAUNCH(encoder_bwd_wte, grid, 128, 0, dwte, dout, d, d + N + u0,
+			    d + N + U + 1 + u0, C);
+	}
 }
 
 /* ------------------------------------------------------------------------
