@@ -131,6 +131,8 @@ END {
 	d = unq(cfg["GPT2_AMP_DTYPE"])
 	if (d != "fp32" && d != "bf16")
 		fail(sprintf("CONFIG_GPT2_AMP_DTYPE=\"%s\": use \"fp32\" or \"bf16\"", d))
+	if (d == "bf16" && cfg["BACKEND_CUDA"] != "y")
+		fail("CONFIG_GPT2_AMP_DTYPE=\"bf16\" needs CONFIG_BACKEND_CUDA=y: the CPU backend computes in fp32 only; set it to \"fp32\" or choose the CUDA backend (make menuconfig, Backend)")
 	if (d == "bf16")
 		print "#define KGPT_AMP_BF16 1"
 	print "#endif"

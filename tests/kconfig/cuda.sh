@@ -3,7 +3,8 @@
 #
 # The CUDA backend's configuration and build. Always: what the CUDA
 # backend cannot run is refused at configuration time, naming the options
-# (MPI, head sizes, (batch, head) pairs, CONFIG_CUDA_ARCH), KV-cache
+# (MPI, head sizes, (batch, head) pairs, CONFIG_CUDA_ARCH, TF32 with
+# bf16), bf16 without the CUDA backend is refused too, KV-cache
 # pruning is accepted, and CONFIG_CUDA_ARCH defaults to "sm_90 sm_80".
 # With the CUDA toolkit (nvcc in PATH or /usr/local/cuda/bin): the tiny
 # model with CONFIG_BACKEND_CUDA builds its trainer, generator, model
@@ -64,6 +65,18 @@ refused pairs "131072 (batch, head) pairs" CONFIG_BATCH_SIZE CONFIG_GPT2_N_HEAD 
 	CONFIG_BATCH_SIZE=1024 CONFIG_GPT2_N_HEAD=128 CONFIG_GPT2_N_EMBD=1024
 refused arch "CONFIG_CUDA_ARCH=\"sm90\"" CONFIG_CUDA_ARCH 'CONFIG_CUDA_ARCH="sm90"'
 refused noarch "an empty CONFIG_CUDA_ARCH" CONFIG_CUDA_ARCH 'CONFIG_CUDA_ARCH=""'
+refused tf32bf16 "CONFIG_CUDA_TF32 with bf16" CONFIG_CUDA_TF32 \
+	'CONFIG_GPT2_AMP_DTYPE="bf16"' CONFIG_CUDA_TF32=y
+
+# bf16 needs the CUDA backend: the CPU's configuration is refused.
+f=$tmp/bf16cpu.config
+{ grep -v '^CONFIG_GPT2_AMP_DTYPE=' "$srctree/defconfigs/gpt2-tiny"
+  echo 'CONFIG_GPT2_AMP_DTYPE="bf16"'; } > "$f"
+run "$srctree/scripts/load-config.sh" "$srctree" "$tmp/bf16cpu" "$f" defconfig
+isnt "$RUN_RC" 0 "bf16 on the CPU backend: refused at configuration time" || show_run
+like "$RUN_ALL" 'error:.*CONFIG_GPT2_AMP_DTYPE.*CONFIG_BACKEND_CUDA' \
+	"bf16 on the CPU backend: the error names CONFIG_GPT2_AMP_DTYPE and CONFIG_BACKEND_CUDA" ||
+	show_run
 
 f=$(frag prune CONFIG_KV_CACHE_PRUNE=y CONFIG_KV_PRUNE_K=24 CONFIG_KV_PRUNE_RECENCY=8)
 run "$srctree/scripts/load-config.sh" "$srctree" "$tmp/prune" "$f" defconfig
