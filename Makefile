@@ -90,7 +90,7 @@ endif
 no-dot-config-targets := help clean mrproper distclean list-defconfigs menuconfig nconfig \
 	oldconfig olddefconfig savedefconfig defconfig-% mergeconfig randconfig \
 	alldefconfig lib tools unit-tests check check-unit check-kconfig check-model \
-	check-train check-asan check-fuzz tokenize prepare_data bench
+	check-train check-asan check-fuzz check-gpu tokenize prepare_data bench
 dot-config := 1
 ifneq ($(MAKECMDGOALS),)
 ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)

@@ -12,7 +12,7 @@
  * (B,T,C); lse and D (B,NH,T). Tiles of TILE rows, one thread per row of
  * the block's own tile; the other side's tile is in shared memory and
  * read by every thread at once (broadcast). The head size is a template
- * parameter (8, 16, 32, 64; gpt2/config.h refuses others with this
+ * parameter (8, 16, 32, 64; scripts/gen-config.sh refuses others with this
  * backend), so each row's vectors live in registers or, padded to HS + 4
  * floats (conflict-free float4 reads), in shared memory.
  *
@@ -333,7 +333,7 @@ static void att_init(att_args *a, int B, int T, int C, int NH, float p, uint64_t
 
 	if (hs != 8 && hs != 16 && hs != 32 && hs != 64) {
 		fprintf(stderr, "kgpt: CUDA attention: head size %d (n_embd %d / n_head %d) is not "
-			"one of 8, 16, 32, 64; gpt2/config.h should have refused it\n", hs, C, NH);
+			"one of 8, 16, 32, 64; scripts/gen-config.sh should have refused it\n", hs, C, NH);
 		exit(1);
 	}
 	*a = att_args();

@@ -21,7 +21,7 @@
 # 2. Benchmark: GPT-2 124M at T 1024, B 8 and 16, fp32 and bf16 (and B 8
 #    with R-MLP and with KV pruning, k 391 of 1024, recency 64), train_gpt2 --bench: ms/step,
 #    tokens/s, MFU against the GPU's dense bf16 tensor-core peak (the
-#    convention of llm.c's figures), the device's peak memory; then
+#    convention of llm.c's figures), the peak of kgpt's device allocations; then
 #    incremental generation of 1024 tokens through the KV cache, full and
 #    pruned (tests/gpu/gen). The table is printed and written to
 #    build/gpu/bench.md; the raw JSON stays in build/gpu/bench/.
@@ -32,7 +32,7 @@
 # and every benchmark ran, 1 otherwise.
 set -u
 srctree=$(cd "$(dirname "$0")/../.." && pwd)
-out=${KGPT_GPU_OUT:-$srctree/build/gpu}
+out=$(realpath -m "${KGPT_GPU_OUT:-$srctree/build/gpu}")
 steps=${BENCH_STEPS:-10}
 mode=${1:-all}
 case $mode in all|--parity-only|--bench-only) ;; *)
@@ -53,6 +53,12 @@ echo "# GPU: $gpu (compute capability $cap), building for $arch; $(nvidia-smi \
 	--query-gpu=driver_version --format=csv,noheader | head -1) driver"
 mkdir -p "$out"
 status=0
+
+nvcc_version() {
+	local n
+	n=$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
+	"$n" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p' | head -1
+}
 
 # config O FRAGMENT EXTRA-LINES...: load FRAGMENT into tree O, each of
 # the lines replacing FRAGMENT's line of the same symbol.
@@ -94,8 +100,10 @@ parity() {
 	   ! build "$o" gpu-tests "$o/build/tests/model/test_gpt2"; then
 		echo "not ok - $name: the CUDA $label build"; status=1; return
 	fi
-	"$o/build/tests/gpu/parity" compare "$out/dump/$name.bin" || status=1
-	(cd "$srctree" && "$o/build/tests/model/test_gpt2") || status=1
+	"$o/build/tests/gpu/parity" compare "$out/dump/$name.bin" ||
+		{ echo "not ok - $name ($label): parity compare exited $?"; status=1; }
+	(cd "$srctree" && "$o/build/tests/model/test_gpt2") ||
+		{ echo "not ok - $name ($label): tests/model/test_gpt2 exited $?"; status=1; }
 }
 
 if [ "$mode" != --bench-only ]; then
@@ -106,6 +114,11 @@ if [ "$mode" != --bench-only ]; then
 	parity base "$srctree/tests/gpu/configs/base.config" tf32 \
 		'CONFIG_GPT2_AMP_DTYPE="fp32"' CONFIG_CUDA_TF32=y
 	parity base "$srctree/tests/gpu/configs/base.config" bf16 'CONFIG_GPT2_AMP_DTYPE="bf16"'
+	if [ $status = 0 ]; then
+		echo "# parity: every configuration within its tolerances"
+	else
+		echo "# parity: FAILED (the not ok lines above)"
+	fi
 fi
 [ "$mode" = --parity-only ] && exit $status
 
@@ -113,7 +126,8 @@ fi
 # Dense bf16 tensor-core peak in TFLOP/s, by GPU name (vendor figures for
 # the SXM parts; PCIe parts run lower clocks, so their MFU reads low).
 case $gpu in
-*H100*PCIe*) peak=756 ;;
+*H100*PCIe*|*H100*NVL*) peak=756 ;;
+*H200*NVL*) peak=835 ;;
 *H100*|*H200*|*GH200*) peak=989 ;;
 *A100*) peak=312 ;;
 *L40S*) peak=362 ;;
@@ -124,9 +138,15 @@ bdir=$out/bench
 mkdir -p "$bdir"
 md=$out/bench.md
 {
-	echo "GPU: $gpu, $arch; MFU against ${peak} TFLOP/s dense bf16 ($(date -u +%F))"
+	echo "GPU: $gpu, $arch; MFU against ${peak} TFLOP/s dense bf16; kgpt" \
+	     "$(git -C "$srctree" rev-parse --short HEAD 2>/dev/null || echo '(no git)'), CUDA" \
+	     "$(nvcc_version), driver $(nvidia-smi --query-gpu=driver_version \
+	     --format=csv,noheader | head -1) ($(date -u +%F))"
 	echo
-	echo "| config | dtype | B | T | ms/step | tokens/s | MFU | device peak |"
+	echo "kgpt alloc peak: kgpt's own device allocations (kgpt_mem_peak()), without the"
+	echo "CUDA context and cuBLAS's workspace."
+	echo
+	echo "| config | dtype | B | T | ms/step | tokens/s | MFU | kgpt alloc peak |"
 	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 } > "$md"
 
@@ -171,7 +191,7 @@ bench 124m-kvprune bf16 8 3 CONFIG_KV_CACHE_PRUNE=y CONFIG_KV_PRUNE_K=391 CONFIG
 	echo
 	echo "Generation, 124M, 1024 tokens one at a time (KV caches in host memory):"
 	echo
-	echo "| KV cache | tokens/s | K and V bytes | a full cache's | device peak |"
+	echo "| KV cache | tokens/s | K and V bytes | a full cache's | kgpt alloc peak |"
 	echo "| --- | ---: | ---: | ---: | ---: |"
 } >> "$md"
 for kv in full pruned; do
