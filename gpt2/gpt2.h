@@ -86,7 +86,7 @@ struct gpt2 {
 	int lm_chunk;
 	real *host;		/* host memory: staging for losses, logits, one token's q, k, v */
 	real *kv_host;		/* KV pruning: host copies for the cache walk
-				 * (ra/kvprune_gpt2.c), GPT2_KV_HOST_N reals; NULL without */
+				 * (ra/kvprune_gpt2.c), KV_HOST_N (gpt2.c) reals; NULL without */
 
 	int step;		/* optimizer steps taken (AdamW t; gpt2_update() counts) */
 	real kv_aux_loss;	/* lambda * mean(rho) of the last forward */

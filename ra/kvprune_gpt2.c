@@ -79,7 +79,7 @@ static void kv_failed(real *x, size_t n, int err, int l, const char *what)
  * (kgpt_download()/kgpt_upload(): plain copies on the CPU backend, PCIe
  * transfers on a GPU). Layout: qkv (N, 3C), then out or dout (N, C),
  * then lse (B, NH, T) and evict (B, NH, T) ints in the forward, dqkv
- * (N, 3C) in the soft backward. GPT2_KV_HOST_N (gpt2/gpt2.h) reals.
+ * (N, 3C) in the soft backward. KV_HOST_N (gpt2/gpt2.c) reals.
  */
 struct kv_stage {
 	real *qkv, *o, *lse, *dqkv;
