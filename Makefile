@@ -377,7 +377,20 @@ $(BUILD)/cuda/%.o: $(srctree)/%.cu $(CUDAFLAGS)
 	$(Q)$(NVCC) -I$(srctree)/include -I$(srctree) -D_GNU_SOURCE $(NVCCFLAGS) -MMD -MP \
 		-c $< -o $@
 
+# ... and checked first: nvcc runs, and compiles for every entry of
+# CONFIG_CUDA_ARCH (without a suffix such as the a of sm_90a; nvcc
+# --list-gpu-code).
 $(CUDAFLAGS): FORCE
+	$(Q)command -v '$(NVCC)' >/dev/null 2>&1 || { echo "kgpt: NVCC=$(NVCC) is not an" \
+		"executable nvcc: point it at the CUDA toolkit's bin/nvcc, or leave it unset to" \
+		"use the one in PATH or /usr/local/cuda/bin" >&2; exit 1; }
+	$(Q)codes=$$('$(NVCC)' --list-gpu-code 2>/dev/null); [ -z "$$codes" ] || \
+	for a in $(CUDA_ARCHS); do \
+		printf '%s\n' $$codes | grep -qx "$${a%[a-z]}" || { echo "kgpt:" \
+			'CONFIG_CUDA_ARCH="$(CUDA_ARCHS)":' "$(NVCC) does not compile for $$a;" \
+			"it compiles for" $$codes"; change CONFIG_CUDA_ARCH (make menuconfig," \
+			"Backend)" >&2; exit 1; }; \
+	done
 	$(Q)mkdir -p $(@D)
 	$(Q)echo '$(NVCC) $(NVCCFLAGS)' > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi

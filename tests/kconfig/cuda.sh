@@ -14,7 +14,8 @@
 # where the toolkit has no cuobjdump) and PTX for compute_90, --print-config names the backend,
 # and without a GPU it stops with a message saying what it needs; the
 # float64 gradient test of that configuration (gpt2.c on the CPU backend)
-# passes; pruning builds on it; the dtype and TF32 reach nvcc. Nothing
+# passes; pruning builds on it; the dtype and TF32 reach nvcc; an
+# architecture nvcc does not know and a bad NVCC stop the build. Nothing
 # here needs a GPU: tests/gpu/run.sh runs the CUDA build. Without nvcc the
 # build tests are reported as skipped ("no nvcc"), never as passed.
 #
@@ -102,6 +103,8 @@ build_tests=(
 	"CUDA + KV-cache pruning: the trainer builds, with cuBLAS and no cblas_*"
 	"CONFIG_GPT2_AMP_DTYPE=\"bf16\": bf16 tensor-core products"
 	"CONFIG_CUDA_TF32: TF32 tensor-core products"
+	"an architecture this nvcc does not compile for: the build names it"
+	"NVCC that is not an executable: the build says so"
 )
 if [ -z "$nvcc" ] || [ "$built" != 1 ]; then
 	why="no nvcc (CUDA toolkit not in PATH or /usr/local/cuda/bin)"
@@ -214,5 +217,24 @@ printf 'CONFIG_GPT2_AMP_DTYPE="fp32"\nCONFIG_CUDA_TF32=y\n' > "$tmp/tf32.frag"
 run kmake O="$o" mergeconfig F="$tmp/tf32.frag"
 run kmake O="$o" V=1 "$obj"
 like "$RUN_ALL" 'nvcc .*-DKGPT_CUDA_TF32' "${build_tests[11]}" || show_run
+
+# An architecture nvcc no longer compiles for (CUDA 13 dropped sm_35):
+# refused before nvcc runs, naming the option and the entry.
+printf 'CONFIG_CUDA_ARCH="sm_35 sm_90"\n' > "$tmp/old.frag"
+run kmake O="$o" mergeconfig F="$tmp/old.frag"
+[ "$RUN_RC" = 0 ] && run kmake O="$o" "$bin"
+if [ "$RUN_RC" != 0 ] && printf '%s\n' "$RUN_ERR" | grep -q 'CONFIG_CUDA_ARCH=.*does not compile for sm_35'
+then
+	pass "${build_tests[12]}"
+else
+	fail "${build_tests[12]}" "exit status $RUN_RC" "$RUN_ALL"
+fi
+run kmake O="$o" NVCC=/nonexistent/nvcc "$bin"
+if [ "$RUN_RC" != 0 ] && printf '%s\n' "$RUN_ERR" | grep -q 'NVCC=/nonexistent/nvcc is not an executable'
+then
+	pass "${build_tests[13]}"
+else
+	fail "${build_tests[13]}" "exit status $RUN_RC" "$RUN_ALL"
+fi
 
 done_testing
