@@ -54,39 +54,30 @@ __device__ __forceinline__ float att_z(const att_args &a, int bh, int i, int j)
 	return kgpt_dropout_keep(a.seed, idx, a.p) ? 1.0f / (1.0f - a.p) : 0.0f;
 }
 
-/* rows [r0, r0 + TILE) of head h's part `part` (0 q, 1 k, 2 v) of qkv,
- * row-packed with stride ld into sm (zeros past T). */
+/* rows [r0, r0 + TILE) of one head, HS floats each, rows ld_in apart
+ * from head, row-packed with stride ld into sm (zeros past T). */
 template <int HS>
-__device__ void load_tile(float *sm, int ld, const float *head, int part, int r0,
+__device__ void load_rows(float *sm, int ld, const float *head, size_t ld_in, int r0,
 			  const att_args &a)
 {
 	const int q4 = HS / 4;
-	size_t C3 = 3 * (size_t)a.C;
 
 	for (int x = threadIdx.x; x < TILE * q4; x += blockDim.x) {
 		int r = x / q4, c = (x % q4) * 4;
 		float4 v = make_float4(0, 0, 0, 0);
 
 		if (r0 + r < a.T)
-			v = *(const float4 *)(head + (size_t)(r0 + r) * C3 + (size_t)part * a.C + c);
+			v = *(const float4 *)(head + (size_t)(r0 + r) * ld_in + c);
 		*(float4 *)(sm + r * ld + c) = v;
 	}
 }
 
-/* rows [r0, r0 + TILE) of head h of a (B,T,C) array x (base at head). */
+/* The same for head's part `part` (0 q, 1 k, 2 v) of qkv (B,T,3C). */
 template <int HS>
-__device__ void load_rows(float *sm, int ld, const float *head, int r0, const att_args &a)
+__device__ void load_tile(float *sm, int ld, const float *head, int part, int r0,
+			  const att_args &a)
 {
-	const int q4 = HS / 4;
-
-	for (int x = threadIdx.x; x < TILE * q4; x += blockDim.x) {
-		int r = x / q4, c = (x % q4) * 4;
-		float4 v = make_float4(0, 0, 0, 0);
-
-		if (r0 + r < a.T)
-			v = *(const float4 *)(head + (size_t)(r0 + r) * a.C + c);
-		*(float4 *)(sm + r * ld + c) = v;
-	}
+	load_rows<HS>(sm, ld, head + (size_t)part * a.C, 3 * (size_t)a.C, r0, a);
 }
 
 template <int HS>
@@ -211,7 +202,7 @@ __global__ void __launch_bounds__(TILE) att_bwd_kv(att_args a)
 	for (int i0 = j0; i0 < a.T; i0 += TILE) {
 		__syncthreads();
 		load_tile<HS>(Qs, HS, head, 0, i0, a);
-		load_rows<HS>(dOs, HS, dohead, i0, a);
+		load_rows<HS>(dOs, HS, dohead, a.C, i0, a);
 		for (int r = threadIdx.x; r < TILE; r += blockDim.x) {
 			int i = i0 + r;
 
@@ -272,7 +263,7 @@ __global__ void __launch_bounds__(TILE) att_bwd_q(att_args a)
 	const float *dohead = a.dout + (size_t)b * a.T * a.C + (size_t)h * HS;
 	float q[HS], dq[HS], lse = 0, D = 0;
 
-	load_rows<HS>(dOo, ldo, dohead, i0, a);
+	load_rows<HS>(dOo, ldo, dohead, a.C, i0, a);
 	if (i < a.T) {
 		lse = a.lse[(size_t)bh * a.T + i];
 		D = a.D[(size_t)bh * a.T + i];
