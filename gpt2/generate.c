@@ -16,9 +16,10 @@
  * samples N tokens one at a time with gpt2_step(): a real incremental KV
  * cache per layer, pruned to k entries per head with
  * CONFIG_KV_CACHE_PRUNE (the rule of training), holding every token
- * without. The text is printed as it comes; then the KV-cache bytes
- * allocated, the formula's bytes for the tokens in the context, and the
- * speed. Generation stops at block_size tokens of context.
+ * without. The caches are backend memory (on a GPU, device memory). The
+ * text is printed as it comes; then the KV-cache bytes allocated (and
+ * what the backend's allocator measured), the formula's bytes for the
+ * tokens in the context, and the speed. Generation stops at block_size tokens of context.
  *
  * --eval reports the checkpoint's val_loss over the configured validation
  * shards (CONFIG_GPT2_EVAL_SAMPLES batches of B x block_size, as the
@@ -39,6 +40,7 @@
 #include "gpt2/checkpoint.h"
 #include "gpt2/dataloader.h"
 #include "gpt2/tokenizer.h"
+#include "kernels/kernels.h"
 #include "kgpt/proc.h"
 #include "kgpt/rng.h"
 
@@ -239,8 +241,10 @@ static void print_token(const struct tokenizer *tok, int id)
 	fflush(stdout);
 }
 
-/* The caches' bytes against the formula for `tokens` tokens of context. */
-static void print_cache_bytes(struct gpt2 *m, const struct gpt2_gen *g, int tokens)
+/* The caches' bytes against the formula for `tokens` tokens of context;
+ * alloc: what the backend's allocator handed out for them. */
+static void print_cache_bytes(struct gpt2 *m, const struct gpt2_gen *g, int tokens,
+			      size_t alloc)
 {
 	const enum kvprune_mode mode = IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ?
 				       KVPRUNE_V_ONLY : KVPRUNE_KV;
@@ -254,7 +258,8 @@ static void print_cache_bytes(struct gpt2 *m, const struct gpt2_gen *g, int toke
 		cap += kv_cache_bytes_mode(mode, 1, GPT2_C, GPT2_T, k, sizeof(real), 1);
 	}
 	printf("kgpt: KV cache allocated: %zu bytes (K and V %zu, bookkeeping %zu), "
-	       "%d layers, n_embd %d, fp32\n", all, kv, all - kv, GPT2_L, GPT2_C);
+	       "%d layers, n_embd %d, fp32; the backend's allocator measured %zu bytes (%s)\n",
+	       all, kv, all - kv, GPT2_L, GPT2_C, alloc, kgpt_backend_name());
 	printf("kgpt: formula kv_cache_bytes_mode() for the %d tokens in the context: %zu bytes "
 	       "(at capacity %zu = the K and V allocated: %s); a full cache would hold %zu\n",
 	       tokens, used, cap, cap == kv ? "yes" : "NO", full);
@@ -269,7 +274,7 @@ static int generate(struct gpt2 *m, const struct args *a)
 	struct kgpt_rng rng;
 	float *logits = malloc(GPT2_VP * sizeof(float));
 	int *ids = NULL, eot = GPT2_EOT, n_gen = 0, err;
-	size_t n = 0;
+	size_t n = 0, alloc;
 	double t0, t1, t2;
 
 	memset(&tok, 0, sizeof(tok));
@@ -291,7 +296,9 @@ static int generate(struct gpt2 *m, const struct args *a)
 		err = -E2BIG;
 		goto out;
 	}
+	alloc = kgpt_mem_used();
 	err = gpt2_gen_init(&g, m);
+	alloc = kgpt_mem_used() - alloc;
 	if (err) {
 		fprintf(stderr, "kgpt: cannot allocate the KV caches: %s\n", strerror(-err));
 		goto out;
@@ -331,7 +338,7 @@ static int generate(struct gpt2 *m, const struct args *a)
 	if (err) {
 		fprintf(stderr, "kgpt: generation step failed: %s\n", strerror(-err));
 	} else {
-		print_cache_bytes(m, &g, g.t);
+		print_cache_bytes(m, &g, g.t, alloc);
 		printf("kgpt: %d prompt tokens in %.3f s, %d tokens generated in %.3f s: "
 		       "%.1f tokens/s\n", (int)(n ? n : 1), t1 - t0, n_gen, t2 - t1,
 		       n_gen > 0 && t2 > t1 ? n_gen / (t2 - t1) : 0.0);

@@ -304,10 +304,9 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 	return off;
 }
 
-/* Host staging for what host code reads or writes of backend memory:
- * the losses (N), one row of logits (Vp), q, k, v and the attention
- * output of one token (4C). */
-#define HOST_N	(GPT2_N > VP ? (GPT2_N > 4 * C ? GPT2_N : 4 * C) : (VP > 4 * C ? VP : 4 * C))
+/* Host staging for what host code reads of backend memory: the losses
+ * (N) and one row of logits (Vp). */
+#define HOST_N	(GPT2_N > VP ? GPT2_N : VP)
 
 /* KV pruning's host copies of one layer (ra/kvprune_gpt2.c): qkv and
  * dqkv (N,3C), out (N,C), lse and the eviction steps (B,NH,T). */
@@ -581,18 +580,12 @@ size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only)
 }
 
 /* Attention of the new token in layer l through its KV cache, which is
- * host memory: q, k, v (the token's row of qkv) down, atty up. */
+ * backend memory like qkv and atty: nothing moves to the host. */
 static int gen_attention(struct gpt2 *m, struct gpt2_gen *g, int l)
 {
-	struct gpt2_layer_acts *a = &m->layer[l];
-	real *qkv = m->host, *att = m->host + 3 * C;
-	int err;
+	real *qkv = m->layer[l].qkv;
 
-	kgpt_download(qkv, a->qkv, 3 * C * sizeof(real));
-	err = kv_cache_step(&g->cache[l], att, qkv, qkv + C, qkv + 2 * C);
-	if (!err)
-		kgpt_upload(a->atty, att, C * sizeof(real));
-	return err;
+	return kv_cache_step(&g->cache[l], m->layer[l].atty, qkv, qkv + C, qkv + 2 * C);
 }
 
 int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)

@@ -84,7 +84,7 @@ struct gpt2 {
 	/* backward scratch, one layer at a time */
 	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
 	int lm_chunk;
-	real *host;		/* host memory: staging for losses, logits, one token's q, k, v */
+	real *host;		/* host memory: staging for losses and logits */
 	real *kv_host;		/* KV pruning: host copies for the cache walk
 				 * (ra/kvprune_gpt2.c), KV_HOST_N (gpt2.c) reals; NULL without */
 

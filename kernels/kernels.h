@@ -64,6 +64,8 @@
 extern "C" {		/* a backend may be written in CUDA C++ */
 #endif
 
+struct kv_cache;	/* ra/kvprune.h */
+
 /* ------------------------------------------------------------------------
  * The backend and its memory
  */
@@ -78,8 +80,10 @@ void *kgpt_alloc(size_t bytes);
 void *kgpt_alloc_shared(size_t bytes);
 /* Free p (from either, bytes as allocated; NULL is a no-op). */
 void kgpt_free(void *p, size_t bytes);
-/* The most bytes of kgpt_alloc*() memory held at once so far. */
+/* The most bytes of kgpt_alloc*() memory held at once so far, and the
+ * bytes held now. */
 size_t kgpt_mem_peak(void);
+size_t kgpt_mem_used(void);
 
 /* p[0..bytes) = 0. */
 void kgpt_zero(void *p, size_t bytes);
@@ -222,6 +226,24 @@ void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
 			       const real *out, const real *lse,
 			       const int *evict_step, int v_only, int B, int T,
 			       int C, int NH, float dropout_p, uint64_t dropout_seed);
+
+/*
+ * Generation through a KV cache (ra/kvprune.h, struct kv_cache; its
+ * arrays are backend memory): one step for the token at position c->t
+ * (< c->max_tokens; the caller advances c->t), every head h of c:
+ *  1. insert the token's key k[h*hs..] and value v[h*hs..] into a free
+ *     slot, or, when all cap slots are in use, into the slot of the least
+ *     important entry of position <= t - recency (importance imp / cnt;
+ *     ties: the smaller position), which is evicted;
+ *  2. scores scale q . key over the cached keys (V_ONLY: over all keys
+ *     <= t), scale = 1/sqrt(hs); softmax;
+ *  3. each cached entry's imp += its weight, cnt += 1;
+ *  4. out[h*hs..] (hs) = sum of the weights times the cached values.
+ * q, k, v, out: (n_embd) each. No dropout. The policy of training: the CPU
+ * backend runs ra/kvprune_step.h's kvp_step(), the walk of training.
+ */
+void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k,
+		     const real *v);
 
 /* ------------------------------------------------------------------------
  * The R-MLP's element-wise passes (ra/rmlp.h, docs/r-mlp.md). ra/rmlp.c

@@ -172,8 +172,11 @@ int kvprune_attention_backward(real *dqkv, real *drho, const real *dout,
  * Entries live in slots; a new token takes the slot of the entry it
  * evicts. Keys and values are stored transposed (one row per channel,
  * one column per slot), so that scores and outputs run across slots.
- * The fields are readable (tests, statistics); change them only through
- * the functions below.
+ * The arrays are backend memory (kgpt_alloc(), kernels/kernels.h), so on
+ * a GPU the cache never leaves the device; the step is the backend's
+ * kv_cache_attend(). Host code reads the scalars; the arrays only through
+ * kv_cache_len() or kgpt_download(). Change them only through the
+ * functions below.
  */
 struct kv_cache {
 	enum kvprune_mode mode;
@@ -189,7 +192,7 @@ struct kv_cache {
 	real *imp;		/* (n_head, cap) accumulated attention weight */
 	int *cnt;		/* (n_head, cap) queries that saw the entry */
 	int *len;		/* (n_head) entries in use */
-	real *scratch;		/* (kcap + cap) scores, weights */
+	real *scratch;		/* (n_head, kcap + cap) scores, weights */
 	size_t kv_bytes;	/* bytes allocated for key and val */
 	size_t bytes;		/* bytes allocated in all */
 };
@@ -206,17 +209,22 @@ void kv_cache_free(struct kv_cache *c);
 /* Forget all tokens (a new sequence); keeps the allocation. */
 void kv_cache_reset(struct kv_cache *c);
 
+/* Entries in use in head h's cache (a download from backend memory). */
+int kv_cache_len(const struct kv_cache *c, int h);
+
 /*
  * One generation step at position c->t: for every head insert the new
  * token's key and value, evict per the policy, attend with its query and
  * write the output. q, k, v: (n_embd) each (the token's row of qkv,
- * split); out: (n_embd). The arithmetic is that of
- * kvprune_attention_forward() at the same position, operation for
- * operation, so teacher-forced and step-by-step outputs are identical
- * (no dropout here) - except with k >= T, where the forward is
- * attention_forward()'s blocked arithmetic and the two agree to rounding
- * (about 1e-7 relative in float32). Returns 0, or -ENOSPC when
- * c->t == max_tokens.
+ * split); out: (n_embd); all four backend memory. On the CPU backend
+ * the arithmetic is that of kvprune_attention_forward() at the same
+ * position, operation for operation, so teacher-forced and step-by-step
+ * outputs are identical (no dropout here) - except with k >= T, where
+ * the forward is attention_forward()'s blocked arithmetic and the two
+ * agree to rounding (about 1e-7 relative in float32). On CUDA the kept
+ * sets are the same up to near-ties of the importances, the outputs
+ * equal to float32 rounding (tests/gpu/run.sh). Returns 0, or -ENOSPC
+ * when c->t == max_tokens.
  */
 int kv_cache_step(struct kv_cache *c, real *out, const real *q, const real *k,
 		  const real *v);

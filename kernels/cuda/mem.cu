@@ -149,6 +149,11 @@ size_t kgpt_mem_peak(void)
 	return mem_peak;
 }
 
+size_t kgpt_mem_used(void)
+{
+	return mem_now;
+}
+
 void kgpt_zero(void *p, size_t bytes)
 {
 	if (bytes)

@@ -8,12 +8,14 @@
  * needed.
  *
  * Prints one line of key=value pairs: tokens, tokens_per_s, the caches'
- * bytes (kv_bytes: K and V; cache_bytes: with the bookkeeping), the bytes
- * a full cache of the same tokens would hold (full_kv_bytes,
+ * bytes (kv_bytes: K and V; cache_bytes: with the bookkeeping), what the
+ * backend's allocator handed out for them (cache_alloc_bytes: the change
+ * of kgpt_mem_used() across gpt2_gen_init(); device memory on CUDA), the
+ * bytes a full cache of the same tokens would hold (full_kv_bytes,
  * kv_cache_bytes()), and the backend's peak allocation
- * (backend_peak_bytes, kgpt_mem_peak(): the model on the device). The
- * caches are host memory on every backend (ra/kvprune.h). Exit status 0,
- * 1 on an error, 2 on a usage error.
+ * (backend_peak_bytes, kgpt_mem_peak(): model and caches). The caches
+ * are backend memory (ra/kvprune.h): on CUDA they stay on the device.
+ * Exit status 0, 1 on an error, 2 on a usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +32,23 @@ int main(int argc, char **argv)
 	struct kgpt_rng rng;
 	float *logits = malloc(GPT2_VP * sizeof(float));
 	int n = argc == 2 ? atoi(argv[1]) : 0, err = 0;
+	size_t alloc;
 	double t0, s;
 
 	if (n < 1 || n > GPT2_T) {
 		fprintf(stderr, "usage: gen TOKENS (1 .. block_size %d)\n", GPT2_T);
 		return 2;
 	}
-	if (!logits || gpt2_init(&m, 42) || gpt2_gen_init(&g, &m)) {
+	if (!logits || gpt2_init(&m, 42)) {
 		fprintf(stderr, "gen: out of memory\n");
 		return 1;
 	}
+	alloc = kgpt_mem_used();
+	if (gpt2_gen_init(&g, &m)) {
+		fprintf(stderr, "gen: out of memory for the KV caches\n");
+		return 1;
+	}
+	alloc = kgpt_mem_used() - alloc;
 	kgpt_rng_seed(&rng, 42);
 	t0 = kgpt_now_s();
 	for (int i = 0; i < n && !err; i++)
@@ -50,10 +59,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gen: gpt2_step() failed: %d\n", err);
 		return 1;
 	}
-	printf("tokens=%d tokens_per_s=%.1f kv_bytes=%zu cache_bytes=%zu full_kv_bytes=%zu "
-	       "backend_peak_bytes=%zu backend=%s\n", n, n / s, gpt2_gen_bytes(&g, 1),
-	       gpt2_gen_bytes(&g, 0), kv_cache_bytes(GPT2_L, GPT2_C, n, sizeof(real), 1),
-	       kgpt_mem_peak(), kgpt_backend_name());
+	printf("tokens=%d tokens_per_s=%.1f kv_bytes=%zu cache_bytes=%zu cache_alloc_bytes=%zu "
+	       "full_kv_bytes=%zu backend_peak_bytes=%zu backend=%s\n", n, n / s,
+	       gpt2_gen_bytes(&g, 1), gpt2_gen_bytes(&g, 0), alloc,
+	       kv_cache_bytes(GPT2_L, GPT2_C, n, sizeof(real), 1), kgpt_mem_peak(),
+	       kgpt_backend_name());
 	gpt2_gen_free(&g);
 	gpt2_free(&m);
 	free(logits);

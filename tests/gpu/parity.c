@@ -18,6 +18,10 @@
  *   grad.NAME every gradient tensor of gpt2_forward_backward()
  *   step.NAME each tensor's change in one AdamW step at lr 1e-3 after
  *             clipping at 1.0
+ *   gen.logits generation: the logits after the first sequence's T tokens
+ *             fed one at a time through gpt2_step() and the KV caches
+ *   gen.kept  which of those T positions each layer's and head's cache
+ *             holds at the end (1 or 0; pruned to k with KV pruning)
  *
  * FILE: per probe a 32-byte name, u32 kind (0 float32, 1 int32), u32 0,
  * u64 count, then the values. A probe missing from FILE, or of another
@@ -151,6 +155,41 @@ static void probe_evict(struct gpt2 *m)
 #endif
 }
 
+/* Generation of the first sequence through the caches (backend memory,
+ * so the CUDA build runs kernels/cuda/kvcache.cu). */
+static void probe_gen(struct gpt2 *m, const int *in)
+{
+	const size_t nk = (size_t)GPT2_L * GPT2_NH * GPT2_T;
+	float *lg = host_floats(GPT2_VP);
+	int *kept = calloc(nk, sizeof(int)), *pos = NULL;
+	struct gpt2_gen g;
+
+	if (!kept || gpt2_gen_init(&g, m)) {
+		fprintf(stderr, "parity: out of memory for the KV caches\n");
+		exit(1);
+	}
+	for (int t = 0; t < GPT2_T; t++)
+		if (gpt2_step(m, &g, in[t], t + 1 == GPT2_T ? lg : NULL))
+			exit(1);
+	for (int l = 0; l < GPT2_L; l++) {
+		const struct kv_cache *c = &g.cache[l];
+
+		pos = realloc(pos, (size_t)c->n_head * c->cap * sizeof(int));
+		if (!pos)
+			exit(1);
+		kgpt_download(pos, c->pos, (size_t)c->n_head * c->cap * sizeof(int));
+		for (int h = 0; h < GPT2_NH; h++)
+			for (int s = 0, n = kv_cache_len(c, h); s < n; s++)
+				kept[((size_t)l * GPT2_NH + h) * GPT2_T + pos[h * c->cap + s]] = 1;
+	}
+	add_f("gen.logits", lg, GPT2_VP, tol_arr);
+	add("gen.kept", 1, kept, nk, tol_evict);
+	gpt2_gen_free(&g);
+	free(pos);
+	free(kept);
+	free(lg);
+}
+
 /* grad.NAME or step.NAME of every tensor the configuration has. */
 static void probe_tensors(struct gpt2 *m, const char *what, const real *x, double tol)
 {
@@ -203,6 +242,7 @@ static int compute(void)
 	probe_tensors(&m, "step", before, tol_step);
 	gpt2_sync_for_backend(&m);
 	free(before);
+	probe_gen(&m, in);
 	gpt2_free(&m);
 	return 0;
 }

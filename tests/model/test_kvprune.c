@@ -29,6 +29,7 @@
 #endif
 
 #include "gpt2/gpt2.h"
+#include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "ra/kvprune.h"
 #include "tests/tap.h"
@@ -37,7 +38,7 @@
 #define V_ONLY	IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY)
 
 static int in[N_ROWS], tg[N_ROWS], in2[N_ROWS], tg2[N_ROWS];
-static real loss1[N_ROWS];
+static real loss1[N_ROWS], loss2[N_ROWS];
 
 /* Sharpen attention and move every parameter off its initial value, so
  * that importances are far from ties and every path matters. */
@@ -45,10 +46,12 @@ static void perturb(struct gpt2 *m, struct kgpt_rng *rng)
 {
 	real *qkvw = gpt2_param(m, P_QKVW);
 
+	gpt2_sync_for_host(m);
 	for (size_t i = 0; i < m->tensors[P_QKVW].size; i++)
 		qkvw[i] += (real)(0.3 * kgpt_rng_normal(rng));
 	for (size_t i = 0; i < m->tensors[P_WPE].size; i++)
 		gpt2_param(m, P_WPE)[i] += (real)(0.3 * kgpt_rng_normal(rng));
+	gpt2_sync_for_backend(m);
 }
 
 static int min_budget(const struct gpt2 *m)
@@ -76,27 +79,29 @@ static void test_causality(struct gpt2 *m, struct kgpt_rng *rng)
 		}
 
 	gpt2_forward(m, in, tg, GPT2_B, GPT2_T);
-	memcpy(loss1, m->losses, sizeof(loss1));
+	kgpt_download(loss1, m->losses, sizeof(loss1));
 	gpt2_forward(m, in2, tg2, GPT2_B, GPT2_T);
+	kgpt_download(loss2, m->losses, sizeof(loss2));
 	for (int b = 0; b < GPT2_B; b++)
 		for (int i = 0; i < GPT2_T; i++) {
 			int r = b * GPT2_T + i;
 
 			if (i <= t)
-				same_eval &= loss1[r] == m->losses[r];
+				same_eval &= loss1[r] == loss2[r];
 			else
-				changed |= loss1[r] != m->losses[r];
+				changed |= loss1[r] != loss2[r];
 		}
 	ok(same_eval && changed, "(a) evaluation: tokens after position %d leave the losses at "
 	   "positions <= %d bit-identical (and change the later ones)", t, t);
 
 	gpt2_zero_grad(m);
 	gpt2_forward_backward(m, in, tg, 1.0f, 77);
-	memcpy(loss1, m->losses, sizeof(loss1));
+	kgpt_download(loss1, m->losses, sizeof(loss1));
 	gpt2_forward_backward(m, in2, tg2, 1.0f, 77);
+	kgpt_download(loss2, m->losses, sizeof(loss2));
 	for (int b = 0; b < GPT2_B; b++)
 		for (int i = 0; i <= t; i++)
-			same_train &= loss1[b * GPT2_T + i] == m->losses[b * GPT2_T + i];
+			same_train &= loss1[b * GPT2_T + i] == loss2[b * GPT2_T + i];
 	gpt2_zero_grad(m);
 	ok(same_train, "(a) training forward%s: the same for positions <= %d",
 	   IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) ? " (soft mask of the learned budget)" : "", t);
@@ -146,10 +151,11 @@ static void test_identity(struct gpt2 *m)
 
 	m->kv_full = 1;
 	gpt2_forward(m, in, tg, B, k);
-	memcpy(loss1, m->losses, (size_t)B * k * sizeof(real));
+	kgpt_download(loss1, m->losses, (size_t)B * k * sizeof(real));
 	m->kv_full = 0;
 	gpt2_forward(m, in, tg, B, k);
-	same = !memcmp(loss1, m->losses, (size_t)B * k * sizeof(real));
+	kgpt_download(loss2, m->losses, (size_t)B * k * sizeof(real));
+	same = !memcmp(loss1, loss2, (size_t)B * k * sizeof(real));
 	ok(same, "(c) sequences of T = %d <= k tokens: pruned = full attention, bit-identical", k);
 
 	if (!IS_ENABLED(CONFIG_KV_CACHE_PRUNE) || k >= GPT2_T)
@@ -191,7 +197,7 @@ static void test_cache(struct gpt2 *m)
 		gpt2_step(m, &g, in[i], NULL);
 	for (int l = 0; l < GPT2_L; l++)
 		for (int h = 0; h < GPT2_NH; h++)
-			kept &= g.cache[l].len[h] == k;
+			kept &= kv_cache_len(&g.cache[l], h) == k;
 	ok(kept, "(e) a prompt of k = %d tokens: every layer and head holds all %d", k, k);
 	if (k < GPT2_T) {
 		gpt2_step(m, &g, in[k], NULL);
@@ -199,7 +205,7 @@ static void test_cache(struct gpt2 *m)
 			int kl = gpt2_kv_budget(m, l);
 
 			for (int h = 0; h < GPT2_NH; h++)
-				evicted += g.cache[l].len[h] == (kl < k + 1 ? kl : k + 1);
+				evicted += kv_cache_len(&g.cache[l], h) == (kl < k + 1 ? kl : k + 1);
 		}
 		ok(evicted == GPT2_L * GPT2_NH,
 		   "(e) token %d: caches with budget %d evict one entry, larger ones keep all",
@@ -262,16 +268,20 @@ static double train_rho(double extra, double *avg, double *loss)
 		l_s = gpt2_forward_backward(&m, in, tg, 1.0f, 100 + s);
 		if (s >= G_STEPS - 20)
 			*loss += l_s / 20;
+		gpt2_sync_for_host(&m);
 		for (int l = 0; l < GPT2_L; l++)
 			gpt2_grad(&m, P_KV_RHO)[l] += (real)(extra / GPT2_L);
+		gpt2_sync_for_backend(&m);
 		gpt2_clip_grad(&m, 1.0f);
 		gpt2_update(&m, 1e-2f);
 		mean = 0;
+		gpt2_sync_for_host(&m);
 		for (int l = 0; l < GPT2_L; l++) {
 			if (!(rho[l] >= (real)CONFIG_KV_PRUNE_RECENCY / GPT2_T && rho[l] <= 1))
 				mean = NAN;
 			mean += rho[l] / GPT2_L;
 		}
+		gpt2_sync_for_backend(&m);
 		*avg += mean / G_STEPS;
 	}
 	gpt2_free(&m);

@@ -52,4 +52,26 @@ ok "$(awk -v a="$kv" -v b="$want" 'BEGIN { d = a - b; exit !(a != "" && d < 6e-5
 ok "$(awk -v a="$kv" -v b="$full" 'BEGIN { exit !(a != "" && b != "" && a != b) }'; echo $?)" \
 	"full attention gives another val_loss ($full): the pruning is real"
 
+# Generation through the pruned cache: 30 tokens greedily after a prompt,
+# twice, past k = 12 tokens of context.
+gen() {
+	run bash -c 'cd "$1" && exec "$2" --checkpoint out/latest --prompt "ROMEO:" --tokens 30 \
+		--temperature 0' _ "$p" "$pruned/build/generate"
+}
+text() { printf '%s\n' "$RUN_OUT" | sed -n '/^---$/,/^---$/p'; }
+gen
+is "$RUN_RC" 0 "generate 30 tokens through the pruned KV cache" || show_run
+first=$(text)
+like "$RUN_OUT" 'KV cache pruned to k = 12 of 32 tokens' "... saying it prunes to k = 12"
+all=$(printf '%s\n' "$RUN_OUT" | sed -n 's/.*KV cache allocated: \([0-9]*\) bytes.*/\1/p')
+alloc=$(printf '%s\n' "$RUN_OUT" | sed -n "s/.*the backend's allocator measured \([0-9]*\) bytes.*/\1/p")
+[ -n "$all" ] && [ "$all" = "$alloc" ]
+ok $? "the caches' ${all:-?} bytes are what the backend's allocator handed out (${alloc:-?})"
+like "$RUN_OUT" 'at capacity [0-9]* = the K and V allocated: yes' \
+	"the K and V allocated are the formula's at k = 12 (kv_cache_bytes_mode())"
+gen
+[ -n "$first" ] && [ "$(text)" = "$first" ]
+ok $? "greedy generation is reproducible: a second run prints the same text" ||
+	diag "$(diff <(printf '%s\n' "$first") <(text) | head -5)"
+
 done_testing

@@ -79,6 +79,10 @@ run "$o/build/tests/gpu/gen" 64
 is "$RUN_RC" 0 "gen 64 runs" || show_run
 like "$RUN_OUT" 'kv_bytes=24576 .*full_kv_bytes=65536 ' \
 	"gen: the pruned cache holds k = 24 tokens per layer, the full one would hold 64"
+cache=$(printf '%s\n' "$RUN_OUT" | sed -n 's/.* cache_bytes=\([0-9]*\) .*/\1/p')
+alloc=$(printf '%s\n' "$RUN_OUT" | sed -n 's/.* cache_alloc_bytes=\([0-9]*\) .*/\1/p')
+[ -n "$cache" ] && [ "$cache" = "$alloc" ] && [ "$cache" -gt 24576 ]
+ok $? "gen: the backend's allocator handed out the caches' ${cache:-?} bytes (${alloc:-?} measured)"
 run "$o/build/tests/gpu/gen" 65
 is "$RUN_RC" 2 "gen beyond block_size: usage error"
 
