@@ -22,6 +22,12 @@
  *             fed one at a time through gpt2_step() and the KV caches
  *   gen.kept  which of those T positions each layer's and head's cache
  *             holds at the end (1 or 0; pruned to k with KV pruning)
+ *   ckpt.loss the dumping build's checkpoint of the model after the step
+ *             (FILE.ckpt, a run folder with checkpoints/step_000001),
+ *             loaded into a new model: its evaluation loss
+ *   ckpt.step one more AdamW step from the loaded parameters and moments:
+ *             the parameters' change (a checkpoint moves from the dumping
+ *             backend to the comparing one with its optimizer state)
  *
  * FILE: per probe a 32-byte name, u32 kind (0 float32, 1 int32), u32 0,
  * u64 count, then the values. A probe missing from FILE, or of another
@@ -49,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpt2/checkpoint.h"
 #include "gpt2/gpt2.h"
 #include "gpt2/optim.h"
 #include "kernels/kernels.h"
@@ -205,7 +212,40 @@ static void probe_tensors(struct gpt2 *m, const char *what, const real *x, doubl
 	}
 }
 
-static int compute(void)
+/* The checkpoint of the dumping build, loaded into a fresh model. */
+static void probe_ckpt(const char *run, const int *in, const int *tg)
+{
+	static struct gpt2 m;
+	float *before;
+	int err = gpt2_init(&m, PARITY_SEED + 1);
+
+	if (!err)
+		err = ckpt_load_latest(run, &m, NULL, CKPT_STATE_ANY, NULL, 0);
+	if (err) {
+		fprintf(stderr, "parity: cannot load the checkpoint in %s (%s): `parity dump` "
+			"writes it beside the dump\n", run, strerror(-err));
+		exit(1);
+	}
+	add_scalar("ckpt.loss", gpt2_forward(&m, in, tg, GPT2_B, GPT2_T));
+	gpt2_zero_grad(&m);
+	gpt2_forward_backward(&m, in, tg, 1.0f, PARITY_SEED + 1);
+	gpt2_sync_for_host(&m);
+	before = host_floats(m.num_params);
+	memcpy(before, m.params, m.num_params * sizeof(float));
+	gpt2_sync_for_backend(&m);
+	gpt2_clip_grad(&m, 1.0f);
+	gpt2_update(&m, 1e-3f);
+	gpt2_sync_for_host(&m);
+	for (size_t i = 0; i < m.num_params; i++)
+		before[i] = m.params[i] - before[i];
+	add_f("ckpt.step", before, m.num_params, tol_step);
+	gpt2_sync_for_backend(&m);
+	free(before);
+	gpt2_free(&m);
+}
+
+/* The probes; with dump, the model after the step is saved as run. */
+static int compute(const char *run, int dump)
 {
 	static struct gpt2 m;
 	static int in[N_ROWS], tg[N_ROWS];
@@ -242,8 +282,13 @@ static int compute(void)
 	probe_tensors(&m, "step", before, tol_step);
 	gpt2_sync_for_backend(&m);
 	free(before);
+	if (dump && ckpt_save(run, &m, NULL, 0, 1)) {
+		fprintf(stderr, "parity: cannot write the checkpoint %s\n", run);
+		exit(1);
+	}
 	probe_gen(&m, in);
 	gpt2_free(&m);
+	probe_ckpt(run, in, tg);
 	return 0;
 }
 
@@ -340,11 +385,14 @@ static int compare(const char *path)
 
 int main(int argc, char **argv)
 {
+	static char run[4200];
+
 	if (argc != 3 || (strcmp(argv[1], "dump") && strcmp(argv[1], "compare"))) {
 		fprintf(stderr, "usage: parity dump FILE | parity compare FILE\n");
 		return 2;
 	}
-	if (compute()) {
+	snprintf(run, sizeof(run), "%s.ckpt", argv[2]);
+	if (compute(run, !strcmp(argv[1], "dump"))) {
 		fprintf(stderr, "parity: the model does not fit in memory\n");
 		return 1;
 	}

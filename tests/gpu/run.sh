@@ -12,8 +12,10 @@
 #    and learned, Reciprocal Attention, sizes off every tile: n_embd 48,
 #    T 50, R_ff 37) is built for the CPU backend, whose
 #    tests/gpu/parity dumps the logits, losses, KV-pruning kept sets, every
-#    gradient and one AdamW step; the CUDA build of the same configuration
-#    compares (tolerances per precision in tests/gpu/parity.c), in fp32,
+#    gradient, one AdamW step, generation through the KV caches and the
+#    loss and next step of its checkpoint; the CUDA build of the same
+#    configuration, loading that checkpoint, compares (tolerances per
+#    precision in tests/gpu/parity.c), in fp32,
 #    and for base.config also with CONFIG_GPT2_AMP_DTYPE="bf16" and
 #    CONFIG_CUDA_TF32. The CUDA build's model tests test_gpt2,
 #    test_checkpoint and test_kvprune (reproducible steps, the loss goes

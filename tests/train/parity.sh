@@ -5,8 +5,10 @@
 # tests/gpu/parity agrees with its own dump exactly, and within the fp32
 # tolerances when the thread count changes the order of the sums; a dump
 # with one gradient off by 1% fails and names that tensor; a truncated
-# dump fails; tests/gpu/gen's KV-cache bytes are the formula's, pruned and
-# full; tests/gpu/run.sh without a GPU exits 1 and says why.
+# dump fails, and so does a dump without its checkpoint; tests/gpu/gen's
+# KV-cache bytes are the formula's, pruned and full, and what the
+# backend's allocator handed out; tests/gpu/run.sh without a GPU exits 1
+# and says why.
 
 . "$(dirname "$0")/../lib.sh"
 
@@ -34,6 +36,8 @@ is "$RUN_RC" 0 "compare against its own dump: every probe passes" || show_run
 ok "$([ "$n" -ge 35 ]; echo $?)" "compare checks at least 35 probes (got $n)"
 like "$RUN_OUT" '^ok [0-9]+ - evict\.1 \(1024 values\): differing 0 ' \
 	"the kept sets of layer 1 are compared, 0 differing"
+is "$(printf '%s\n' "$RUN_OUT" | grep -cE '^ok [0-9]+ - (gen\.logits|gen\.kept|ckpt\.loss|ckpt\.step) ')" 4 \
+	"generation's logits and kept positions, the checkpoint's loss and next step are compared"
 unlike "$RUN_OUT" 'relative error [1-9]' "against its own dump every error is exactly 0"
 
 run env OMP_NUM_THREADS=1 "$parity" compare "$dump"
@@ -60,6 +64,8 @@ while off < len(d):
 open(sys.argv[2], "wb").write(d)
 open(sys.argv[3], "wb").write(d[:len(d) // 2])
 EOF
+ln -s "$dump.ckpt" "$tmp/bad.bin.ckpt"
+ln -s "$dump.ckpt" "$tmp/short.bin.ckpt"
 run "$parity" compare "$tmp/bad.bin"
 is "$RUN_RC" 1 "a dump with grad.qkvw 1% off: exit status 1"
 like "$RUN_OUT" '^not ok [0-9]+ - grad\.qkvw ' "... and the failing probe is grad.qkvw"
@@ -72,6 +78,14 @@ like "$RUN_OUT" 'truncated|missing' "... saying it is truncated"
 run "$parity" compare "$tmp/none.bin"
 is "$RUN_RC" 1 "a missing dump: exit status 1"
 like "$RUN_ERR" 'none\.bin.*parity dump' "... naming the file and how to write it"
+
+# The checkpoint beside the dump: loaded with its optimizer state.
+like "$(ls "$dump.ckpt/checkpoints")" '^step_000001$' "parity dump saves the model after its step"
+mv "$dump.ckpt" "$tmp/moved"
+run "$parity" compare "$dump"
+is "$RUN_RC" 1 "compare without the dump's checkpoint: exit status 1"
+like "$RUN_ERR" 'cpu\.bin\.ckpt.*parity dump' "... naming the checkpoint and what writes it"
+mv "$tmp/moved" "$dump.ckpt"
 
 # 2 layers, n_embd 64, fp32: pruned k 24 holds 2*2*64*24*4 bytes of K and V
 # after 64 tokens, a full cache 2*2*64*64*4.
