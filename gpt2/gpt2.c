@@ -308,8 +308,9 @@ static size_t plan_acts(struct gpt2 *m, real *base)
  * (N) and one row of logits (Vp). */
 #define HOST_N	(GPT2_N > VP ? GPT2_N : VP)
 
-/* KV pruning's host copies of one layer (ra/kvprune_gpt2.c): qkv and
- * dqkv (N,3C), out (N,C), lse and the eviction steps (B,NH,T). */
+/* The learned KV budget's host copies of one layer for its soft walk
+ * (ra/kvprune_gpt2.c): qkv and dqkv (N,3C), out (N,C), lse and the
+ * eviction steps (B,NH,T). The hard rule runs on backend memory. */
 #define KV_HOST_N	((size_t)GPT2_N * 7 * C + 2 * (size_t)GPT2_B * NH * GPT2_T)
 
 /* n reals of backend (or, shared, shared) memory, zeroed; NULL after a
@@ -344,15 +345,15 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 	m->num_acts = plan_acts(m, NULL);
 	m->acts = xalloc(m->num_acts, 0, "activations");
 	m->host = malloc(HOST_N * sizeof(real));
-	if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE)) {
+	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)) {
 		m->kv_host = malloc(KV_HOST_N * sizeof(real));
 		if (!m->kv_host)
-			fprintf(stderr, "kgpt: out of host memory for KV pruning's copies "
+			fprintf(stderr, "kgpt: out of host memory for the learned KV budget's copies "
 				"(%.1f MiB); lower CONFIG_BATCH_SIZE or CONFIG_GPT2_BLOCK_SIZE\n",
 				(double)KV_HOST_N * sizeof(real) / (1 << 20));
 	}
 	if (!m->params || !m->grads || !m->acts || !m->host ||
-	    (IS_ENABLED(CONFIG_KV_CACHE_PRUNE) && !m->kv_host) ||
+	    (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED) && !m->kv_host) ||
 	    optim_alloc(&m->opt, m->num_params)) {
 		gpt2_free(m);
 		return -ENOMEM;

@@ -85,7 +85,7 @@ struct gpt2 {
 	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
 	int lm_chunk;
 	real *host;		/* host memory: staging for losses and logits */
-	real *kv_host;		/* KV pruning: host copies for the cache walk
+	real *kv_host;		/* learned KV budget: host copies for the soft walk
 				 * (ra/kvprune_gpt2.c), KV_HOST_N (gpt2.c) reals; NULL without */
 
 	int step;		/* optimizer steps taken (AdamW t; gpt2_update() counts) */

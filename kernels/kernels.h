@@ -213,6 +213,23 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv,
 			int NH, float dropout_p, uint64_t dropout_seed);
 
 /*
+ * Forward of hard-pruned attention (ra/kvprune.h, the policy): for every
+ * (b, h) the cache walk over positions 0..T-1 holding at most k keys and
+ * values, the newest `recency` never evicted (1 <= recency < k). v_only
+ * = 0 (KV mode): query i's softmax runs over the kept keys; v_only = 1
+ * (V_ONLY): over all keys <= i, and only kept values enter the output.
+ * out (B,T,C), lse (B,NH,T) as attention_forward(), dropout likewise;
+ * evict_step (B,NH,T) ints: the step at which each key left the cache, T
+ * if never. k >= T evicts nothing: attention_forward() itself. The CPU
+ * backend runs ra/kvprune_step.h's walk, one (b, h) per thread; the CUDA
+ * backend one block per (b, h). Returns 0, -EINVAL (sizes) or -ENOMEM
+ * (the walk's scratch).
+ */
+int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *qkv,
+			     int k, int recency, int v_only, int B, int T, int C, int NH,
+			     float dropout_p, uint64_t dropout_seed);
+
+/*
  * Backward of hard-pruned attention (ra/kvprune.h): attention_backward()
  * restricted, for query i of head (b, h), to the kept keys
  * {j <= i : evict_step[(b*NH+h)*T + j] > i}.

@@ -134,6 +134,9 @@ int kvprune_rho_to_k(real rho, int recency, int block_size);
  * attention_forward() (element ((b*NH+h)*T + i)*T + j); importance is
  * accumulated before dropout. Hard mode with k >= T calls
  * attention_forward() and sets evict_step to T.
+ * Hard mode is the backend's attention_forward_pruned(), on backend
+ * memory (a block per (b, h) on a GPU); soft mode is host code on host
+ * memory (ra/kvprune_gpt2.c stages the arrays).
  * Cost: O(B NH T min(T, k) hs) (V_ONLY and soft: O(B NH T^2 hs)), run as
  * one sequential cache walk per (b, h), parallel over (b, h). Returns 0,
  * -EINVAL (bad sizes or cfg) or -ENOMEM.

@@ -5,10 +5,12 @@
  * same rule in training, evaluation and generation (docs/kv-pruning.md).
  * Compiled only with CONFIG_KV_CACHE_PRUNE. The learned keep ratios rho
  * are parameters in shared memory: read and written here on the host,
- * between kgpt_sync_for_host() and kgpt_sync_for_backend(). The cache
- * walk of the forward (and of the learned budget's backward) is host
- * code too and runs on host copies of the layer's arrays (m->kv_host);
- * the hard backward is the backend's attention_backward_pruned().
+ * between kgpt_sync_for_host() and kgpt_sync_for_backend(). The hard
+ * rule (fixed k, and every evaluation) is the backend's: its walk
+ * attention_forward_pruned() and its backward attention_backward_pruned()
+ * on backend memory. The learned budget's soft walk, forward and
+ * backward, is host code and runs on host copies of the layer's arrays
+ * (m->kv_host).
  */
 #include <math.h>
 #include <stdio.h>
@@ -74,7 +76,7 @@ static void kv_failed(real *x, size_t n, int err, int l, const char *what)
 }
 
 /*
- * The cache walk (ra/kvprune.c) is host code: it runs on m->kv_host, host
+ * The soft walk (ra/kvprune.c) is host code: it runs on m->kv_host, host
  * copies of the layer's arrays, downloaded before and uploaded after
  * (kgpt_download()/kgpt_upload(): plain copies on the CPU backend, PCIe
  * transfers on a GPU). Layout: qkv (N, 3C), then out or dout (N, C),
@@ -99,35 +101,24 @@ static struct kv_stage kv_stage(const struct gpt2 *m, int B, int T)
 	return st;
 }
 
-/* A hard budget of the whole sequence evicts nothing: the backend's own
- * attention, and every eviction step T (kvprune_attention_forward()'s
- * shortcut, without touching backend memory from the host). */
-static void kv_forward_full(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
-{
-	struct gpt2_layer_acts *a = &m->layer[l];
-	struct kv_stage st = kv_stage(m, B, T);
-	size_t nev = (size_t)B * GPT2_NH * T;
-
-	attention_forward(a->atty, a->att_lse, a->qkv, B, T, GPT2_C, GPT2_NH, p, seed);
-	for (size_t j = 0; j < nev; j++)
-		st.evict[j] = T;
-	kgpt_upload(a->kv_evict, st.evict, nev * sizeof(int));
-}
-
 int gpt2_kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t seed)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	struct kvprune_cfg cfg = kv_cfg(m, l, m->training);
-	struct kv_stage st = kv_stage(m, B, T);
+	struct kv_stage st;
 	const size_t n = (size_t)B * T, nev = (size_t)B * GPT2_NH * T;
 	int err;
 
 	if (!m->training && m->kv_full)
 		return 0;
-	if (!cfg.soft && cfg.k >= T) {
-		kv_forward_full(m, l, B, T, p, seed);
+	if (!cfg.soft) {	/* the backend's walk, on backend memory */
+		err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
+						GPT2_C, GPT2_NH, p, seed, &cfg);
+		if (err)
+			kv_failed(a->atty, n * GPT2_C, err, l, "forward");
 		return 1;
 	}
+	st = kv_stage(m, B, T);
 	kgpt_download(st.qkv, a->qkv, n * 3 * GPT2_C * sizeof(real));
 	err = kvprune_attention_forward(st.o, st.lse, st.evict, st.qkv, B, T,
 					GPT2_C, GPT2_NH, p, seed, &cfg);

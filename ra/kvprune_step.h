@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One step of KV-cache pruning's cache walk for one (sequence, layer,
- * head): kvp_step() inserts token i, evicts per the policy of
- * ra/kvprune.h, (soft: ranks and masks) and attends. Host code on host
- * memory, included by the two places that walk a cache on the host:
- * ra/kvprune.c (training forward, evaluation, the soft backward's replay)
- * and the CPU backend's generation step (kernels/cpu/kvcache.c), so that
- * training and generation share the arithmetic operation for operation.
- * The CUDA backend's generation step (kernels/cuda/kvcache.cu) is the
- * same policy in device code.
+ * KV-cache pruning's cache walk on the host. kvp_step() advances the
+ * cache of one (sequence, layer, head) by one token: it inserts token i,
+ * evicts per the policy of ra/kvprune.h, (soft: ranks and masks) and
+ * attends; kvp_run() walks every (b, h) of a layer through T steps in
+ * parallel (kvp_fwd_head()). Host code on host memory, included by the
+ * places that walk a cache on the host: ra/kvprune.c (the learned
+ * budget's soft forward and its backward's replay) and the CPU backend
+ * (kernels/cpu/kvprune.c: the hard forward of training and evaluation,
+ * attention_forward_pruned(); kernels/cpu/kvcache.c: the generation
+ * step), so that training and generation share the arithmetic operation
+ * for operation. The CUDA backend's walk and generation step
+ * (kernels/cuda/kvcache.cu) are the same policy in device code.
  *
  * Its softmax exponentiates with kexp_sum() (kgpt/fastmath.h), the CPU
  * attention's, so pruned and unpruned attention round alike.
@@ -16,12 +19,16 @@
 #ifndef KGPT_RA_KVPRUNE_STEP_H
 #define KGPT_RA_KVPRUNE_STEP_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kgpt/fastmath.h"
+#include "kgpt/omp.h"
 #include "kgpt/real.h"
 #include "kgpt/rng.h"
+#include "ra/kvprune.h"
 
 #ifdef KGPT_F64
 #define kvp_log1p	log1p
@@ -403,6 +410,180 @@ static inline int kvp_step(struct kvp_head *hd, const struct kvp_step *st, real 
 		kvp_rank(hd, st);
 	*lse = st->v_only ? kvp_attend_v(hd, st, out) : kvp_attend_kv(hd, st, out);
 	return ev;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The walk of training: one cache walk per (b, h), in parallel. */
+
+struct kvp_job {
+	const struct kvprune_cfg *cfg;
+	int B, T, C, NH, hs;
+	int cap;		/* slots: min(k or k_max, T) */
+	real scale;
+	float p;
+	uint64_t seed;
+	const real *qkv;
+	real *out, *lse;	/* forward */
+	int *evict;
+	real *dqkv;		/* backward */
+	const real *dout;
+	real *dbudget;		/* (B*NH) */
+};
+
+/* Per-thread cache and scratch, allocated before the parallel region. */
+struct kvp_scratch {
+	struct kvp_head hd;
+	real *orow;		/* (hs) */
+	real *ds;		/* (T) */
+	real *tv;		/* (cap) */
+	real *dKt, *dVt;	/* soft backward: (hs, kld), (hs, cap) */
+	real *rmem;
+	int *imem;
+};
+
+static inline void kvp_scratch_free(struct kvp_scratch *w)
+{
+	free(w->rmem);
+	free(w->imem);
+	w->rmem = NULL;		/* a second free (error paths) is harmless */
+	w->imem = NULL;
+}
+
+static inline int kvp_scratch_alloc(struct kvp_scratch *w, const struct kvp_job *jb)
+{
+	int cap = jb->cap, T = jb->T, hs = jb->hs, soft = jb->cfg->soft;
+	int kld = jb->cfg->mode == KVPRUNE_V_ONLY ? T : cap;
+	size_t nc = (size_t)(kld + cap) * hs;	/* caches; as much again for gradients */
+	size_t nr = nc * (soft ? 2 : 1) + 7 * (size_t)cap + 2 * (size_t)T + hs;
+	real *r = malloc(nr * sizeof(real));
+	int *im = malloc(3 * (size_t)cap * sizeof(int));
+
+	memset(w, 0, sizeof(*w));
+	w->rmem = r;
+	w->imem = im;
+	if (!r || !im) {
+		kvp_scratch_free(w);
+		return -ENOMEM;
+	}
+	w->hd.hs = hs;
+	w->hd.cap = cap;
+	w->hd.kld = kld;
+	w->hd.key = r, r += (size_t)kld * hs;
+	w->hd.val = r, r += (size_t)cap * hs;
+	w->hd.imp = r, r += cap;
+	w->hd.w = r, r += cap;
+	w->hd.rkey = soft ? r : NULL, r += cap;
+	w->hd.m = soft ? r : NULL, r += cap;
+	w->hd.logm = soft ? r : NULL, r += cap;
+	w->tv = r, r += cap;
+	w->hd.prob = r, r += T;
+	w->ds = r, r += T;
+	w->orow = r, r += hs;
+	if (soft) {
+		w->dKt = r, r += (size_t)kld * hs;
+		w->dVt = r;
+	}
+	w->hd.pos = im;
+	w->hd.cnt = im + cap;
+	w->hd.order = soft ? im + 2 * cap : NULL;
+	return 0;
+}
+
+static inline void kvp_step_init(struct kvp_step *st, const struct kvp_job *jb, int bh, int i,
+			  uint64_t *digest)
+{
+	const struct kvprune_cfg *cfg = jb->cfg;
+	const real *row = jb->qkv + ((size_t)(bh / jb->NH) * jb->T + i) * 3 * jb->C +
+			  (size_t)(bh % jb->NH) * jb->hs;
+
+	st->q = row;
+	st->k = row + jb->C;
+	st->v = row + 2 * jb->C;
+	st->i = i;
+	st->recency = cfg->recency;
+	st->v_only = cfg->mode == KVPRUNE_V_ONLY;
+	st->scale = jb->scale;
+	st->soft = cfg->soft;
+	st->budget = cfg->soft ? cfg->rho * (real)cfg->block_size : R(0.0);
+	st->tau = cfg->soft ? cfg->tau : R(1.0);
+	st->p = jb->p;
+	st->seed = jb->seed;
+	st->base = ((uint64_t)bh * jb->T + i) * jb->T;
+	st->digest = digest;
+}
+
+#define KVP_DIGEST_INIT	0xcbf29ce484222325ULL
+
+static inline void kvp_fwd_head(const struct kvp_job *jb, int bh, struct kvp_scratch *w)
+{
+	int b = bh / jb->NH, h = bh % jb->NH, T = jb->T;
+	int *ev = jb->evict + (size_t)bh * T;
+	uint64_t dig = KVP_DIGEST_INIT;
+
+	kvp_head_reset(&w->hd);
+	for (int j = 0; j < T; j++)
+		ev[j] = T;
+	for (int i = 0; i < T; i++) {
+		struct kvp_step st;
+		real *o = jb->out + ((size_t)b * T + i) * jb->C + (size_t)h * jb->hs;
+		int e;
+
+		kvp_step_init(&st, jb, bh, i, &dig);
+		e = kvp_step(&w->hd, &st, o, jb->lse + (size_t)bh * T + i);
+		if (e >= 0)
+			ev[e] = i;
+	}
+	if (jb->cfg->soft && jb->cfg->rank_digest)
+		jb->cfg->rank_digest[bh] = dig;
+}
+/* The job of B x NH walks of T steps with cfg (checked by the caller:
+ * kvprune_check()). Returns 0 or -EINVAL (sizes). */
+static inline int kvp_job_init(struct kvp_job *jb, int B, int T, int C, int NH, float p,
+			       uint64_t seed, const struct kvprune_cfg *cfg)
+{
+	int lim;
+
+	if (B < 1 || T < 1 || NH < 1 || C < NH || C % NH)
+		return -EINVAL;
+	memset(jb, 0, sizeof(*jb));
+	jb->cfg = cfg;
+	jb->B = B;
+	jb->T = T;
+	jb->C = C;
+	jb->NH = NH;
+	jb->hs = C / NH;
+	lim = cfg->soft ? cfg->k_max : cfg->k;
+	jb->cap = lim < T ? lim : T;
+	jb->scale = R(1.0) / rsqrt_((real)jb->hs);
+	jb->p = p;
+	jb->seed = seed;
+	return 0;
+}
+
+/* Run fn on every (b, h), parallel over the pairs, scratch per thread. */
+static inline int kvp_run(const struct kvp_job *jb,
+		   void (*fn)(const struct kvp_job *, int, struct kvp_scratch *))
+{
+	int nt = omp_get_max_threads(), err = 0, nbh = jb->B * jb->NH;
+	struct kvp_scratch *w;
+
+	if (nt > nbh)
+		nt = nbh;
+	w = calloc((size_t)nt, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (int t = 0; t < nt && !err; t++)
+		err = kvp_scratch_alloc(&w[t], jb);
+	if (err)
+		goto out;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+	for (int bh = 0; bh < nbh; bh++)
+		fn(jb, bh, &w[omp_get_thread_num()]);
+out:
+	for (int t = 0; t < nt; t++)
+		kvp_scratch_free(&w[t]);
+	free(w);
+	return err;
 }
 
 #endif /* KGPT_RA_KVPRUNE_STEP_H */

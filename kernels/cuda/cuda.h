@@ -53,6 +53,7 @@ enum {
 	KGPT_SCRATCH_ATT,	/* attention backward: D = rowsum(dO * O) */
 	KGPT_SCRATCH_COUNT,	/* counters read back by the host */
 	KGPT_SCRATCH_ENC,	/* encoder backward: the rows bucketed by token */
+	KGPT_SCRATCH_KVP,	/* KV pruning's walk: a cache per (b, h) */
 	KGPT_SCRATCH_SLOTS
 };
 void *kgpt_cuda_scratch(int slot, size_t bytes);

@@ -1,28 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * Generation through a KV cache on the GPU (kv_cache_attend(),
- * kernels/kernels.h; the policy is ra/kvprune.h's): the cache's arrays
- * are device memory and one launch advances every head of a layer by one
- * token, so a generation step moves nothing between host and device but
- * the token id and the logits.
+ * KV-cache pruning's cache walk on the GPU (ra/kvprune.h, the policy):
+ * the generation step kv_cache_attend() and the forward of training and
+ * evaluation, attention_forward_pruned() (kernels/kernels.h). Both are
+ * kvc_advance(): one block moves one (sequence, head)'s cache on by one
+ * token. Generation launches a block per head for each token, on the
+ * cache's device arrays, so a step moves nothing between host and device
+ * but the token id and the logits; training launches a block per
+ * (b, h), each walking its T tokens with its cache in device scratch.
  *
- * One block per head. Its threads find the victim (a block-wide argmin
- * of importance / count over the slots outside the recency window, ties
- * to the smaller position, as kvp_victim() on the CPU), write the new key
+ * In a step the block's threads find the victim (a block-wide argmin of
+ * importance / count over the slots outside the recency window, ties to
+ * the smaller position, as kvp_victim() on the CPU), write the new key
  * and value into their slot, compute one score per cached key (a thread
  * per key column: the transposed layout makes the reads coalesced), the
- * softmax, the importance updates, and then one warp per channel sums the
- * weighted values. The scores and weights live in the cache's scratch,
- * (kcap + cap) floats per head, so no size limit comes from shared
- * memory.
+ * softmax, the importance updates and the dropout masks, and then one
+ * warp per channel sums the weighted values. Scores and weights live in
+ * global scratch, (kcap + cap) floats per head, so no size limit comes
+ * from shared memory.
  *
  * The arithmetic is the CPU's up to the order of the sums and the
  * exponential (expf here, kexp_sum() there), so the kept sets are the
  * CPU's except where two importances are within rounding of each other.
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include "kernels/cuda/cuda.h"
+#include "kgpt/rng.h"
 #include "ra/kvprune.h"
 
 #define THREADS		256
@@ -84,105 +89,169 @@ __device__ int kvc_victim(const float *imp, const int *cnt, const int *pos, int 
 	return sh_s[0];
 }
 
-/* The cache's arrays (every head) and the token's vectors. */
-struct kvc_head {
-	float *key, *val, *imp, *prob;
-	int *pos, *cnt, *len;
-	const float *q, *k, *v;
-	float *out;
+/* One head's cache: its arrays, and the scratch of its scores and weights. */
+struct kvc_cache {
+	float *key;		/* (hs, kcap), a column per slot (V_ONLY: per position) */
+	float *val;		/* (hs, cap), a column per slot */
+	float *imp;		/* (cap) attention weight received */
+	float *prob;		/* (kcap + cap): scores, then (at kcap) the weights */
+	int *pos, *cnt;		/* (cap) position of each slot, queries that saw it */
+	int cap, kcap;
 };
 
-__global__ void kvc_step(struct kvc_head a, int t, int hs, int cap, int kcap, int recency,
-			 int v_only, float scale)
+/* The step's constants. */
+struct kvc_rule {
+	int hs, recency, v_only;
+	float scale;		/* 1/sqrt(hs) */
+	float p;		/* dropout on the weights, 0 in generation */
+	uint64_t seed;
+};
+
+/*
+ * Token t of one head through its cache c, by the whole block: insert its
+ * key k and value v (hs each), evict per the policy, attend with its
+ * query q; out (hs) = the output, *lse (when not NULL) = the log-sum-exp
+ * of the scores. *n_sh (shared memory): the entries in use, updated.
+ * Dropout mask element of key j: base + j. Returns the evicted position
+ * or -1, in every thread.
+ */
+__device__ int kvc_advance(const struct kvc_cache *c, const struct kvc_rule *r, int *n_sh,
+			   const float *q, const float *k, const float *v, float *out,
+			   float *lse, int t, uint64_t base)
 {
 	__shared__ float sh[32];
-	__shared__ int sh_slot, sh_n;
-	int h = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int nw = blockDim.x >> 5, n, nk;
-	float *key = a.key + (size_t)h * hs * kcap, *val = a.val + (size_t)h * hs * cap;
-	float *imp = a.imp + (size_t)h * cap, *prob = a.prob + (size_t)h * (kcap + cap);
-	float *w = prob + kcap, mx = -INFINITY, sum = 0, inv;
-	int *pos = a.pos + (size_t)h * cap, *cnt = a.cnt + (size_t)h * cap;
-	const float *q = a.q + (size_t)h * hs;
+	int n = *n_sh, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int nw = blockDim.x >> 5, slot, ev = -1, nk, hs = r->hs;
+	float *w = c->prob + c->kcap, mx = -INFINITY, sum = 0, inv, z;
 
 	/* 1. insert: a free slot, or the victim's */
-	n = a.len[h];
-	if (n == cap) {
-		int s = kvc_victim(imp, cnt, pos, n, t - recency);
-
-		if (threadIdx.x == 0)
-			sh_slot = s;
-	} else if (threadIdx.x == 0) {
-		sh_slot = n;
-		n++;
+	if (n == c->cap) {
+		slot = kvc_victim(c->imp, c->cnt, c->pos, n, t - r->recency);
+		ev = c->pos[slot];
+	} else {
+		slot = n++;
 	}
-	if (threadIdx.x == 0)
-		sh_n = n;
-	__syncthreads();
-	n = sh_n;
+	__syncthreads();	/* every thread has read pos[slot] and *n_sh */
 	for (int d = threadIdx.x; d < hs; d += blockDim.x) {
-		val[(size_t)d * cap + sh_slot] = a.v[(size_t)h * hs + d];
-		key[(size_t)d * kcap + (v_only ? t : sh_slot)] = a.k[(size_t)h * hs + d];
+		c->val[(size_t)d * c->cap + slot] = v[d];
+		c->key[(size_t)d * c->kcap + (r->v_only ? t : slot)] = k[d];
 	}
 	if (threadIdx.x == 0) {
-		pos[sh_slot] = t;
-		imp[sh_slot] = 0;
-		cnt[sh_slot] = 0;
-		a.len[h] = n;
+		c->pos[slot] = t;
+		c->imp[slot] = 0;
+		c->cnt[slot] = 0;
+		*n_sh = n;
 	}
 	__syncthreads();
 
 	/* 2. scores over the cached keys (V_ONLY: every key <= t), softmax */
-	nk = v_only ? t + 1 : n;
-	for (int c = threadIdx.x; c < nk; c += blockDim.x) {
+	nk = r->v_only ? t + 1 : n;
+	for (int j = threadIdx.x; j < nk; j += blockDim.x) {
 		float s = 0;
 
 		for (int d = 0; d < hs; d++)
-			s += q[d] * key[(size_t)d * kcap + c];
-		prob[c] = s * scale;
-		mx = fmaxf(mx, prob[c]);
+			s += q[d] * c->key[(size_t)d * c->kcap + j];
+		c->prob[j] = s * r->scale;
+		mx = fmaxf(mx, c->prob[j]);
 	}
 	mx = block_max(mx, sh, -INFINITY);
-	for (int c = threadIdx.x; c < nk; c += blockDim.x) {
-		float e = expf(prob[c] - mx);
+	for (int j = threadIdx.x; j < nk; j += blockDim.x) {
+		float e = expf(c->prob[j] - mx);
 
-		prob[c] = e;
+		c->prob[j] = e;
 		sum += e;
 	}
-	inv = 1.0f / block_sum(sum, sh);
+	sum = block_sum(sum, sh);
+	inv = 1.0f / sum;
+	if (lse && threadIdx.x == 0)
+		*lse = mx + logf(sum);
 
-	/* 3. every cached entry's weight, importance and count */
+	/* 3. every cached entry's weight (before dropout) is its importance */
+	z = r->p > 0 ? 1.0f / (1.0f - r->p) : 1.0f;
 	for (int s = threadIdx.x; s < n; s += blockDim.x) {
-		float ws = prob[v_only ? pos[s] : s] * inv;
+		int j = c->pos[s];
+		float ws = c->prob[r->v_only ? j : s] * inv;
 
-		imp[s] += ws;
-		cnt[s]++;
+		c->imp[s] += ws;
+		c->cnt[s]++;
+		if (r->p > 0)
+			ws *= kgpt_dropout_keep(r->seed, base + j, r->p) ? z : 0.0f;
 		w[s] = ws;
 	}
 	__syncthreads();
 
 	/* 4. out = the weighted sum of the cached values, a warp per channel */
 	for (int d = warp; d < hs; d += nw) {
-		const float *vr = val + (size_t)d * cap;
+		const float *vr = c->val + (size_t)d * c->cap;
 		float acc = 0;
 
 		for (int s = lane; s < n; s += 32)
 			acc += w[s] * vr[s];
 		acc = warp_sum(acc);
 		if (lane == 0)
-			a.out[(size_t)h * hs + d] = acc;
+			out[d] = acc;
 	}
+	__syncthreads();	/* the next step may overwrite a slot read above */
+	return ev;
+}
+
+/* ------------------------------------------------------------------------
+ * Generation: block h advances head h of a struct kv_cache by one token.
+ */
+
+/* The arrays of a struct kv_cache (every head) and the token's vectors. */
+struct kvc_heads {
+	float *key, *val, *imp, *scratch;
+	int *pos, *cnt, *len;
+	const float *q, *k, *v;
+	float *out;
+};
+
+__global__ void kvc_step(struct kvc_heads a, struct kvc_rule r, int t, int cap, int kcap)
+{
+	__shared__ int n_sh;
+	int h = blockIdx.x, hs = r.hs;
+	struct kvc_cache c;
+
+	c.key = a.key + (size_t)h * hs * kcap;
+	c.val = a.val + (size_t)h * hs * cap;
+	c.imp = a.imp + (size_t)h * cap;
+	c.prob = a.scratch + (size_t)h * (kcap + cap);
+	c.pos = a.pos + (size_t)h * cap;
+	c.cnt = a.cnt + (size_t)h * cap;
+	c.cap = cap;
+	c.kcap = kcap;
+	if (threadIdx.x == 0)
+		n_sh = a.len[h];
+	__syncthreads();
+	kvc_advance(&c, &r, &n_sh, a.q + (size_t)h * hs, a.k + (size_t)h * hs,
+		    a.v + (size_t)h * hs, a.out + (size_t)h * hs, NULL, t, 0);
+	if (threadIdx.x == 0)
+		a.len[h] = n_sh;
+}
+
+static struct kvc_rule kvc_rule(int hs, int recency, int v_only, float p, uint64_t seed)
+{
+	struct kvc_rule r;
+
+	r.hs = hs;
+	r.recency = recency;
+	r.v_only = v_only;
+	r.scale = 1.0f / sqrtf((float)hs);
+	r.p = p;
+	r.seed = seed;
+	return r;
 }
 
 void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k,
 		     const real *v)
 {
-	struct kvc_head a;
+	struct kvc_heads a;
 
 	a.key = c->key;
 	a.val = c->val;
 	a.imp = c->imp;
-	a.prob = c->scratch;
+	a.scratch = c->scratch;
 	a.pos = c->pos;
 	a.cnt = c->cnt;
 	a.len = c->len;
@@ -190,6 +259,84 @@ void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k
 	a.k = k;
 	a.v = v;
 	a.out = out;
-	KGPT_LAUNCH(kvc_step, c->n_head, THREADS, 0, a, c->t, c->head_size, c->cap, c->kcap,
-		    c->recency, c->mode == KVPRUNE_V_ONLY, 1.0f / sqrtf((float)c->head_size));
+	KGPT_LAUNCH(kvc_step, c->n_head, THREADS, 0, a,
+		    kvc_rule(c->head_size, c->recency, c->mode == KVPRUNE_V_ONLY, 0.0f, 0), c->t,
+		    c->cap, c->kcap);
+}
+
+/* ------------------------------------------------------------------------
+ * Training and evaluation: block (b, h) walks its sequence, T tokens.
+ */
+
+/* Floats of one walk's cache in the scratch: key, val, imp, prob, and pos
+ * and cnt stored as 32-bit ints in float-sized elements. */
+static __host__ __device__ size_t kvp_walk_floats(int hs, int cap, int kcap)
+{
+	return (size_t)hs * (kcap + cap) + (size_t)cap + (kcap + cap) + 2 * (size_t)cap;
+}
+
+__global__ void kvp_walk(float *out, float *lse, int *evict, const float *qkv, float *scratch,
+			 struct kvc_rule r, int T, int C, int NH, int cap, int kcap)
+{
+	__shared__ int n_sh;
+	int bh = blockIdx.x, b = bh / NH, h = bh % NH, hs = r.hs;
+	float *f = scratch + (size_t)bh * kvp_walk_floats(hs, cap, kcap);
+	int *ev = evict + (size_t)bh * T;
+	struct kvc_cache c;
+
+	c.key = f;
+	c.val = c.key + (size_t)hs * kcap;
+	c.imp = c.val + (size_t)hs * cap;
+	c.prob = c.imp + cap;
+	c.pos = (int *)(c.prob + kcap + cap);
+	c.cnt = c.pos + cap;
+	c.cap = cap;
+	c.kcap = kcap;
+	for (int j = threadIdx.x; j < T; j += blockDim.x)
+		ev[j] = T;
+	if (threadIdx.x == 0)
+		n_sh = 0;
+	__syncthreads();
+	for (int i = 0; i < T; i++) {
+		const float *row = qkv + ((size_t)b * T + i) * 3 * C + (size_t)h * hs;
+		int e = kvc_advance(&c, &r, &n_sh, row, row + C, row + 2 * C,
+				    out + ((size_t)b * T + i) * C + (size_t)h * hs,
+				    lse + (size_t)bh * T + i, i, ((uint64_t)bh * T + i) * T);
+
+		if (e >= 0 && threadIdx.x == 0)
+			ev[e] = i;
+	}
+}
+
+__global__ void kvp_fill(int *x, size_t n, int v)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		x[i] = v;
+}
+
+int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *qkv,
+			     int k, int recency, int v_only, int B, int T, int C, int NH,
+			     float dropout_p, uint64_t dropout_seed)
+{
+	size_t nbh = (size_t)B * NH;
+	int hs, cap, kcap;
+	float *scratch;
+
+	if (B < 1 || T < 1 || NH < 1 || C < NH || C % NH || recency < 1 || recency >= k)
+		return -EINVAL;
+	if (k >= T) {
+		attention_forward(out, lse, qkv, B, T, C, NH, dropout_p, dropout_seed);
+		KGPT_LAUNCH(kvp_fill, kgpt_blocks(nbh * T, THREADS, 65536u), THREADS, 0,
+			    evict_step, nbh * T, T);
+		return 0;
+	}
+	hs = C / NH;
+	cap = k;
+	kcap = v_only ? T : cap;
+	scratch = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_KVP,
+					     nbh * kvp_walk_floats(hs, cap, kcap) * sizeof(float));
+	KGPT_LAUNCH(kvp_walk, (unsigned int)nbh, THREADS, 0, out, lse, evict_step, qkv, scratch,
+		    kvc_rule(hs, recency, v_only, dropout_p, dropout_seed), T, C, NH, cap, kcap);
+	return 0;
 }

@@ -193,7 +193,7 @@ for dtype in fp32 bf16; do
 	done
 done
 bench 124m-rmlp bf16 8 "$steps" CONFIG_RMLP=y
-# KV pruning's training walk runs on the host (docs/cuda.md): few steps
+# KV pruning's walk is sequential over T per (b, h) (docs/cuda.md): few steps
 bench 124m-kvprune bf16 8 3 CONFIG_KV_CACHE_PRUNE=y CONFIG_KV_PRUNE_K=391 CONFIG_KV_PRUNE_RECENCY=64
 
 # Generation: 1024 tokens through the cache, full and pruned (124M, B 1).
