@@ -223,7 +223,8 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv,
  * if never. k >= T evicts nothing: attention_forward() itself. The CPU
  * backend runs ra/kvprune_step.h's walk, one (b, h) per thread; the CUDA
  * backend one block per (b, h). Returns 0, -EINVAL (sizes) or -ENOMEM
- * (the walk's scratch).
+ * (the CPU walk's scratch; on CUDA a failed allocation of the walk's
+ * device scratch ends the program, as every CUDA failure does).
  */
 int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *qkv,
 			     int k, int recency, int v_only, int B, int T, int C, int NH,

@@ -148,7 +148,7 @@ static inline int kvp_victim(const struct kvp_head *hd, int lim)
 	for (int s = 0; s < hd->n; s++)
 		if (r[s] == bv && (best < 0 || hd->pos[s] < hd->pos[best]))
 			best = s;
-	return best;
+	return best < 0 ? 0 : best;	/* only NaN importances: a diverged run */
 }
 
 static inline int kvp_slot_of(const struct kvp_head *hd, int pos)

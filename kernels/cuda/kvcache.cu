@@ -40,8 +40,10 @@ __device__ __forceinline__ bool kvc_before(float r, int p, float br, int bp)
 
 /*
  * The slot of the least important entry of position <= lim among slots
- * [0, n); every thread of the block gets it. -1 if there is none (the
- * caller's policy guarantees one: recency < k).
+ * [0, n); every thread of the block gets it. As on the CPU, entries
+ * inside the recency window count as infinitely important, and a NaN
+ * importance (a diverged run) never wins; if nothing does, slot 0, so
+ * that the cache stays in bounds while the NaN loss stops the run.
  */
 __device__ int kvc_victim(const float *imp, const int *cnt, const int *pos, int n, int lim)
 {
@@ -52,9 +54,10 @@ __device__ int kvc_victim(const float *imp, const int *cnt, const int *pos, int 
 	int bp = INT_MAX, bs = -1;
 
 	for (int s = threadIdx.x; s < n; s += blockDim.x) {
-		float r = imp[s] / (float)cnt[s];	/* every count >= 1 here */
+		/* every count >= 1 here */
+		float r = pos[s] <= lim ? imp[s] / (float)cnt[s] : INFINITY;
 
-		if (pos[s] <= lim && kvc_before(r, pos[s], br, bp)) {
+		if (kvc_before(r, pos[s], br, bp)) {
 			br = r;
 			bp = pos[s];
 			bs = s;
@@ -86,7 +89,7 @@ __device__ int kvc_victim(const float *imp, const int *cnt, const int *pos, int 
 			}
 	}
 	__syncthreads();
-	return sh_s[0];
+	return sh_s[0] < 0 ? 0 : sh_s[0];
 }
 
 /* One head's cache: its arrays, and the scratch of its scores and weights. */

@@ -176,8 +176,10 @@ static void probe_gen(struct gpt2 *m, const int *in)
 		exit(1);
 	}
 	for (int t = 0; t < GPT2_T; t++)
-		if (gpt2_step(m, &g, in[t], t + 1 == GPT2_T ? lg : NULL))
+		if (gpt2_step(m, &g, in[t], t + 1 == GPT2_T ? lg : NULL)) {
+			fprintf(stderr, "parity: gpt2_step() failed at position %d\n", t);
 			exit(1);
+		}
 	for (int l = 0; l < GPT2_L; l++) {
 		const struct kv_cache *c = &g.cache[l];
 
