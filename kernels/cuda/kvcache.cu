@@ -30,7 +30,10 @@
 #include "kgpt/rng.h"
 #include "ra/kvprune.h"
 
-#define THREADS		256
+/* Threads per block (a multiple of 32); tests/cuda-emu builds with fewer. */
+#ifndef KVC_THREADS
+#define KVC_THREADS	256
+#endif
 
 /* (r, p) comes before (br, bp): less important, or as important and older. */
 __device__ __forceinline__ bool kvc_before(float r, int p, float br, int bp)
@@ -262,7 +265,7 @@ void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k
 	a.k = k;
 	a.v = v;
 	a.out = out;
-	KGPT_LAUNCH(kvc_step, c->n_head, THREADS, 0, a,
+	KGPT_LAUNCH(kvc_step, c->n_head, KVC_THREADS, 0, a,
 		    kvc_rule(c->head_size, c->recency, c->mode == KVPRUNE_V_ONLY, 0.0f, 0), c->t,
 		    c->cap, c->kcap);
 }
@@ -330,7 +333,7 @@ int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *
 		return -EINVAL;
 	if (k >= T) {
 		attention_forward(out, lse, qkv, B, T, C, NH, dropout_p, dropout_seed);
-		KGPT_LAUNCH(kvp_fill, kgpt_blocks(nbh * T, THREADS, 65536u), THREADS, 0,
+		KGPT_LAUNCH(kvp_fill, kgpt_blocks(nbh * T, KVC_THREADS, 65536u), KVC_THREADS, 0,
 			    evict_step, nbh * T, T);
 		return 0;
 	}
@@ -339,7 +342,7 @@ int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *
 	kcap = v_only ? T : cap;
 	scratch = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_KVP,
 					     nbh * kvp_walk_floats(hs, cap, kcap) * sizeof(float));
-	KGPT_LAUNCH(kvp_walk, (unsigned int)nbh, THREADS, 0, out, lse, evict_step, qkv, scratch,
+	KGPT_LAUNCH(kvp_walk, (unsigned int)nbh, KVC_THREADS, 0, out, lse, evict_step, qkv, scratch,
 		    kvc_rule(hs, recency, v_only, dropout_p, dropout_seed), T, C, NH, cap, kcap);
 	return 0;
 }
