@@ -214,11 +214,29 @@ static void probe_tensors(struct gpt2 *m, const char *what, const real *x, doubl
 	}
 }
 
+/* One AdamW step at lr 1e-3 after clipping at 1.0 on m's gradients:
+ * returns each parameter's change (host memory, num_params floats). */
+static float *step_change(struct gpt2 *m)
+{
+	float *d = host_floats(m->num_params);
+
+	gpt2_sync_for_host(m);
+	memcpy(d, m->params, m->num_params * sizeof(float));
+	gpt2_sync_for_backend(m);
+	gpt2_clip_grad(m, 1.0f);
+	gpt2_update(m, 1e-3f);
+	gpt2_sync_for_host(m);
+	for (size_t i = 0; i < m->num_params; i++)
+		d[i] = m->params[i] - d[i];
+	gpt2_sync_for_backend(m);
+	return d;
+}
+
 /* The checkpoint of the dumping build, loaded into a fresh model. */
 static void probe_ckpt(const char *run, const int *in, const int *tg)
 {
 	static struct gpt2 m;
-	float *before;
+	float *step;
 	int err = gpt2_init(&m, PARITY_SEED + 1);
 
 	if (!err)
@@ -231,18 +249,9 @@ static void probe_ckpt(const char *run, const int *in, const int *tg)
 	add_scalar("ckpt.loss", gpt2_forward(&m, in, tg, GPT2_B, GPT2_T));
 	gpt2_zero_grad(&m);
 	gpt2_forward_backward(&m, in, tg, 1.0f, PARITY_SEED + 1);
-	gpt2_sync_for_host(&m);
-	before = host_floats(m.num_params);
-	memcpy(before, m.params, m.num_params * sizeof(float));
-	gpt2_sync_for_backend(&m);
-	gpt2_clip_grad(&m, 1.0f);
-	gpt2_update(&m, 1e-3f);
-	gpt2_sync_for_host(&m);
-	for (size_t i = 0; i < m.num_params; i++)
-		before[i] = m.params[i] - before[i];
-	add_f("ckpt.step", before, m.num_params, tol_step);
-	gpt2_sync_for_backend(&m);
-	free(before);
+	step = step_change(&m);
+	add_f("ckpt.step", step, m.num_params, tol_step);
+	free(step);
 	gpt2_free(&m);
 }
 
@@ -252,7 +261,7 @@ static int compute(const char *run, int dump)
 	static struct gpt2 m;
 	static int in[N_ROWS], tg[N_ROWS];
 	struct kgpt_rng rng;
-	float *before;
+	float *step;
 	double loss;
 
 	if (gpt2_init(&m, PARITY_SEED))
@@ -272,18 +281,11 @@ static int compute(const char *run, int dump)
 	probe_evict(&m);
 	gpt2_sync_for_host(&m);
 	probe_tensors(&m, "grad", m.grads, tol_arr);
-	before = host_floats(m.num_params);
-	memcpy(before, m.params, m.num_params * sizeof(float));
 	gpt2_sync_for_backend(&m);
 
-	gpt2_clip_grad(&m, 1.0f);
-	gpt2_update(&m, 1e-3f);
-	gpt2_sync_for_host(&m);
-	for (size_t i = 0; i < m.num_params; i++)
-		before[i] = m.params[i] - before[i];
-	probe_tensors(&m, "step", before, tol_step);
-	gpt2_sync_for_backend(&m);
-	free(before);
+	step = step_change(&m);
+	probe_tensors(&m, "step", step, tol_step);
+	free(step);
 	if (dump && ckpt_save(run, &m, NULL, 0, 1)) {
 		fprintf(stderr, "parity: cannot write the checkpoint %s\n", run);
 		exit(1);
