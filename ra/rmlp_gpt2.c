@@ -4,7 +4,6 @@
  * ra/rmlp.h's with the layer's compile-time sizes. Compiled only with
  * CONFIG_RMLP.
  */
-#include <string.h>
 
 #include "gpt2/gpt2.h"
 
@@ -24,7 +23,7 @@ int gpt2_rmlp_backward(struct gpt2 *m, int l, const real *dout, int N)
 	struct rmlp_params rp = gpt2_rmlp_params(m, l);
 	struct rmlp_grads rg = gpt2_rmlp_grads(m, l);
 
-	memset(m->dln, 0, (size_t)N * GPT2_C * sizeof(real));
+	kgpt_zero(m->dln, (size_t)N * GPT2_C * sizeof(real));
 	rmlp_backward(m->dln, &rg, m->dh, dout, a->ln2, a->mlp_saved, &rp, &d, N);
 	return 1;
 }
