@@ -129,6 +129,13 @@ CPPFLAGS += $(MPI_CFLAGS)
 LDLIBS   += $(MPI_LIBS)
 endif
 
+# CONFIG_GPT2_AMP_DTYPE="bf16": activations are stored in bf16 (act_t,
+# kernels/kernels.h), in the model's objects and the backend's alike. The
+# configuration-free libraries (unit tests, the CPU backend) keep act_t =
+# real; the model objects carry their own copy of what in ra/ handles
+# activations (ra/Kbuild).
+ACT_CPPFLAGS := $(if $(filter "bf16",$(CONFIG_GPT2_AMP_DTYPE)),-DKGPT_ACT_BF16)
+
 # CONFIG_BACKEND_CUDA: the backend's .cu files with nvcc (from PATH, else
 # /usr/local/cuda/bin; NVCC=... names another), one -gencode per entry of
 # CONFIG_CUDA_ARCH, and the trainers linked against cudart and cuBLAS.
@@ -145,7 +152,8 @@ NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a:sm_%=%),code
 	$(foreach a,$(firstword $(CUDA_ARCHS)),-gencode arch=compute_$(a:sm_%=%),code=compute_$(a:sm_%=%))
 NVCCFLAGS  := -O3 -std=c++17 -lineinfo $(NVCC_GENCODE) -Xcompiler -Wall,-Wno-unused-parameter \
 	$(if $(filter y,$(CONFIG_CUDA_TF32)),-DKGPT_CUDA_TF32) \
-	$(if $(filter "bf16",$(CONFIG_GPT2_AMP_DTYPE)),-DKGPT_CUDA_BF16) $(EXTRA_NVCCFLAGS)
+	$(if $(filter "bf16",$(CONFIG_GPT2_AMP_DTYPE)),-DKGPT_CUDA_BF16) $(ACT_CPPFLAGS) \
+	$(EXTRA_NVCCFLAGS)
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
@@ -362,7 +370,7 @@ $(BUILD)/lib64/%.o: $(srctree)/%.c
 $(BUILD)/model/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(say) CC "$*.o"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) -I$(objtree)/include $(ACT_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/model64/%.o: $(srctree)/%.c $(AUTOHEADER) $(KGPTHEADER) $(CONFIGTEXT)
 	$(say) CC64 "$*.o"
@@ -459,14 +467,14 @@ $(MODEL_TESTS64): $(BUILD)/tests/model/%_f64: $(srctree)/tests/model/%_f64.c $(M
 $(MODEL_TESTS32): $(BUILD)/tests/model/%: $(srctree)/tests/model/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) CC "tests/model/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(ACT_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
 # Backend parity: tests/gpu/*.c against this configuration's model and
 # backend (tests/gpu/run.sh builds them in a CPU and a CUDA tree).
 $(GPU_TESTS): $(BUILD)/tests/gpu/%: $(srctree)/tests/gpu/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) CC "tests/gpu/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(ACT_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
 # Fuzz targets: tests/fuzz/fuzz_*.c, libFuzzer programs against this
 # configuration's model; built by tests/fuzz/run.sh with CC=clang SAN=fuzz.
@@ -475,7 +483,7 @@ FUZZERS   := $(patsubst $(srctree)/tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 $(FUZZERS): $(BUILD)/fuzz/%: $(srctree)/tests/fuzz/%.c $(MODEL_OBJS) $(LIBKGPT) $(LIBBACKEND) $(KGPTHEADER)
 	$(say) LD "fuzz/$*"
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -I$(objtree)/include $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
+	$(Q)$(CC) -I$(objtree)/include $(ACT_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(filter-out %.h,$^) $(BACKEND_LDLIBS) -o $@
 
 # W&B: deliver what runs spooled (tracker/wandb.h): RUN=dir for one run,
 # else every run folder under RUNS (default OUTPUT_DIR) with a spool.

@@ -98,7 +98,7 @@ static void prefault(struct gpt2 *m)
 	kgpt_zero(m->opt.v, m->num_params * sizeof(float));
 	if (m->opt.vmax)
 		kgpt_zero(m->opt.vmax, m->num_params * sizeof(float));
-	kgpt_zero(m->acts, m->num_acts * sizeof(*m->acts));
+	kgpt_zero(m->acts, m->acts_bytes);
 }
 
 static cJSON *phases_json(const double *ph_ms, double other_ms)

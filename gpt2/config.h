@@ -16,6 +16,12 @@
 #if defined(KGPT_AMP_BF16) && !IS_ENABLED(CONFIG_BACKEND_CUDA)
 #error "CONFIG_GPT2_AMP_DTYPE=\"bf16\": the CPU backend computes in fp32 only. Set it to \"fp32\" or choose the CUDA backend (make menuconfig, Backend)."
 #endif
+/* bf16 activations: the Makefile passes -DKGPT_ACT_BF16 to the model's
+ * objects (ACT_CPPFLAGS); a file built without it would disagree with the
+ * backend on act_t's size. The float64 gradient build stores reals. */
+#if !defined(KGPT_F64) && defined(KGPT_AMP_BF16) != defined(KGPT_ACT_BF16)
+#error "CONFIG_GPT2_AMP_DTYPE and -DKGPT_ACT_BF16 disagree: build through the Makefile (ACT_CPPFLAGS)"
+#endif
 #if IS_ENABLED(CONFIG_BACKEND_CUDA) && IS_ENABLED(CONFIG_DISTRIBUTED)
 #error "CONFIG_DISTRIBUTED=y with CONFIG_BACKEND_CUDA=y: not supported yet (docs/cuda.md). Turn one of them off."
 #endif

@@ -249,17 +249,17 @@ static void print_cache_bytes(struct gpt2 *m, const struct gpt2_gen *g, int toke
 	const enum kvprune_mode mode = IS_ENABLED(CONFIG_KV_PRUNE_MODE_V_ONLY) ?
 				       KVPRUNE_V_ONLY : KVPRUNE_KV;
 	size_t kv = gpt2_gen_bytes(g, 1), all = gpt2_gen_bytes(g, 0), used = 0, cap = 0;
-	size_t full = kv_cache_bytes(GPT2_L, GPT2_C, tokens, sizeof(real), 1);
+	size_t full = kv_cache_bytes(GPT2_L, GPT2_C, tokens, sizeof(act_t), 1);
 
 	for (int l = 0; l < GPT2_L; l++) {
 		long k = gpt2_kv_budget(m, l);
 
-		used += kv_cache_bytes_mode(mode, 1, GPT2_C, tokens, k, sizeof(real), 1);
-		cap += kv_cache_bytes_mode(mode, 1, GPT2_C, GPT2_T, k, sizeof(real), 1);
+		used += kv_cache_bytes_mode(mode, 1, GPT2_C, tokens, k, sizeof(act_t), 1);
+		cap += kv_cache_bytes_mode(mode, 1, GPT2_C, GPT2_T, k, sizeof(act_t), 1);
 	}
 	printf("kgpt: KV cache allocated: %zu bytes (K and V %zu, bookkeeping %zu), "
-	       "%d layers, n_embd %d, fp32; the backend's allocator measured %zu bytes (%s)\n",
-	       all, kv, all - kv, GPT2_L, GPT2_C, alloc, kgpt_backend_name());
+	       "%d layers, n_embd %d, %s; the backend's allocator measured %zu bytes (%s)\n",
+	       all, kv, all - kv, GPT2_L, GPT2_C, KGPT_ACT_NAME, alloc, kgpt_backend_name());
 	printf("kgpt: formula kv_cache_bytes_mode() for the %d tokens in the context: %zu bytes "
 	       "(at capacity %zu = the K and V allocated: %s); a full cache would hold %zu\n",
 	       tokens, used, cap, cap == kv ? "yes" : "NO", full);

@@ -3,8 +3,9 @@
  * GPT-2 forward and backward, specialised by gpt2/config.h, on the compute
  * backend of kernels/kernels.h (Kconfig chooses it; nothing here knows
  * which). Parameters, gradients and optimizer state are shared memory,
- * activations backend memory; what host code reads of them (the losses,
- * logits, the generation cache's rows) goes through kgpt_download().
+ * activations backend memory, stored as act_t (kernels/kernels.h: bf16
+ * with CONFIG_GPT2_AMP_DTYPE="bf16"). What host code reads of them goes
+ * through kgpt_download() (the losses) or kgpt_download_act() (logits).
  *
  * Block l (pre-LayerNorm, Radford et al. 2019):
  *   res2 = x + Dropout(AttnProj(Attention(LN1(x))))
@@ -94,7 +95,7 @@ static void attn_backward(struct gpt2 *m, int l, int B, int T, float p,
  * pre-activation in mlp_saved and uses dh as its scratch (both sized by
  * ra/rmlp.h's helpers, see plan_acts()).
  */
-static void mlp_forward(struct gpt2 *m, int l, real *out, int N)
+static void mlp_forward(struct gpt2 *m, int l, act_t *out, int N)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	const real *fcb = GPT2_HAS_BIAS ? gpt2_param(m, P_FCB) + (size_t)l * DFF : NULL;
@@ -110,23 +111,23 @@ static void mlp_forward(struct gpt2 *m, int l, real *out, int N)
 }
 
 /* dln (zeroed here) = d MLP / d ln2 given dout; parameter grads +=. */
-static void mlp_backward(struct gpt2 *m, int l, const real *dout, int N)
+static void mlp_backward(struct gpt2 *m, int l, const act_t *dout, int N)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	size_t nd = (size_t)N * DFF;
-	real *h = m->dfch, *dh = m->dh;
+	act_t *h = m->dfch, *dh = m->dh;
 	real *dfcb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCB) + (size_t)l * DFF : NULL;
 	real *dfcpb = GPT2_HAS_BIAS ? gpt2_grad(m, P_FCPROJB) + (size_t)l * C : NULL;
 
 	if (gpt2_rmlp_backward(m, l, dout, N))
 		return;
 	gelu_forward(h, a->fch, nd);	/* recompute instead of storing */
-	kgpt_zero(dh, nd * sizeof(real));
+	kgpt_zero(dh, nd * sizeof(act_t));
 	matmul_backward(dh, gpt2_grad(m, P_FCPROJW) + (size_t)l * C * DFF, dfcpb, dout, h,
 			gpt2_param(m, P_FCPROJW) + (size_t)l * C * DFF, N, DFF, C);
-	kgpt_zero(h, nd * sizeof(real));
+	kgpt_zero(h, nd * sizeof(act_t));
 	gelu_backward(h, a->fch, dh, nd);
-	kgpt_zero(m->dln, (size_t)N * C * sizeof(real));
+	kgpt_zero(m->dln, (size_t)N * C * sizeof(act_t));
 	matmul_backward(m->dln, gpt2_grad(m, P_FCW) + (size_t)l * DFF * C, dfcb, h, a->ln2,
 			gpt2_param(m, P_FCW) + (size_t)l * DFF * C, N, C, DFF);
 }
@@ -231,15 +232,15 @@ static void init_params(struct gpt2 *m, uint64_t seed)
  */
 
 /* Lay out (or, with base NULL, only count) the activations. */
-static size_t plan_acts(struct gpt2 *m, real *base)
+static size_t plan_acts(struct gpt2 *m, char *base)
 {
 	const size_t n = GPT2_N, b = GPT2_B, t = GPT2_T, c = C;
 	size_t off = 0;
-#define TAKE(ptr, count) do { if (base) (ptr) = base + off; off += (count); \
-			      off = (off + 15) & ~(size_t)15; } while (0)
-#define TAKE_INT(ptr, count) do { if (base) (ptr) = (int *)(base + off); \
-				  off += ((count) * sizeof(int) + sizeof(real) - 1) / sizeof(real); \
-				  off = (off + 15) & ~(size_t)15; } while (0)
+	/* count elements of the pointer's type, each array 64-byte aligned */
+#define TAKE(ptr, count) do { if (base) (ptr) = (void *)(base + off);		\
+			      off += (count) * sizeof(*(ptr));				\
+			      off = (off + 63) & ~(size_t)63; } while (0)
+#define TAKE_INT(ptr, count)	TAKE(ptr, count)
 
 	TAKE_INT(m->inputs, n);
 	TAKE_INT(m->targets, n);
@@ -283,7 +284,7 @@ static size_t plan_acts(struct gpt2 *m, real *base)
 	if (IS_ENABLED(CONFIG_RMLP)) {
 		/* the R-MLP's scratch for forward and backward, in place of
 		 * GPT-2's two (N,D_ff) buffers: N (D_ff + max R_l) reals with
-		 * the mixer, N D_ff without */
+		 * the mixer, N D_ff without (act_t each) */
 		size_t per_row = 0;
 
 		for (int l = 0; l < L; l++) {
@@ -313,12 +314,11 @@ static size_t plan_acts(struct gpt2 *m, real *base)
  * eviction steps (B,NH,T). The hard rule runs on backend memory. */
 #define KV_HOST_N	((size_t)GPT2_N * 7 * C + 2 * (size_t)GPT2_B * NH * GPT2_T)
 
-/* n reals of backend (or, shared, shared) memory, zeroed; NULL after a
+/* bytes of backend (or, shared, shared) memory, zeroed; NULL after a
  * message naming what and how much. */
-static real *xalloc(size_t n, int shared, const char *what)
+static void *xalloc(size_t bytes, int shared, const char *what)
 {
-	size_t bytes = n * sizeof(real);
-	real *p = shared ? kgpt_alloc_shared(bytes) : kgpt_alloc(bytes);
+	void *p = shared ? kgpt_alloc_shared(bytes) : kgpt_alloc(bytes);
 
 	if (!p)
 		fprintf(stderr, "kgpt: out of %s memory allocating %s (%.1f MiB); %s\n",
@@ -340,10 +340,10 @@ int gpt2_init(struct gpt2 *m, uint64_t seed)
 	for (int t = 0; t < GPT2_NUM_TENSORS; t++)
 		if (gpt2_tensor_frozen(t))
 			m->num_trainable -= m->tensors[t].size;
-	m->params = xalloc(m->num_params, 1, "parameters");
-	m->grads = xalloc(m->num_params, 1, "gradients");
-	m->num_acts = plan_acts(m, NULL);
-	m->acts = xalloc(m->num_acts, 0, "activations");
+	m->params = xalloc(m->num_params * sizeof(real), 1, "parameters");
+	m->grads = xalloc(m->num_params * sizeof(real), 1, "gradients");
+	m->acts_bytes = plan_acts(m, NULL);
+	m->acts = xalloc(m->acts_bytes, 0, "activations");
 	m->host = malloc(HOST_N * sizeof(real));
 	if (IS_ENABLED(CONFIG_KV_PRUNE_LEARNED)) {
 		m->kv_host = malloc(KV_HOST_N * sizeof(real));
@@ -371,7 +371,7 @@ void gpt2_free(struct gpt2 *m)
 	kgpt_free(m->params, m->num_params * sizeof(real));
 	kgpt_free(m->grads, m->num_params * sizeof(real));
 	optim_free(&m->opt, m->num_params);
-	kgpt_free(m->acts, m->num_acts * sizeof(real));
+	kgpt_free(m->acts, m->acts_bytes);
 	free(m->host);
 	free(m->kv_host);
 	memset(m, 0, sizeof(*m));
@@ -403,14 +403,14 @@ void gpt2_sync_for_backend(const struct gpt2 *m)
 size_t gpt2_bytes(const struct gpt2 *m)
 {
 	return m->num_params * (2 * sizeof(real) + optim_bytes_per_param()) +
-	       m->num_acts * sizeof(real);
+	       m->acts_bytes;
 }
 
 /* ------------------------------------------------------------------------
  * Forward
  */
 
-static const real *layer_input(struct gpt2 *m, int l)
+static const act_t *layer_input(struct gpt2 *m, int l)
 {
 	return l == 0 ? m->encoded : m->layer[l - 1].res3;
 }
@@ -421,7 +421,7 @@ static const real *head_weight(struct gpt2 *m)
 }
 
 /* res = x + Dropout(branch), (N,C). */
-static void add_branch(real *res, const real *x, real *branch, size_t n, float p,
+static void add_branch(act_t *res, const act_t *x, act_t *branch, size_t n, float p,
 		       uint64_t seed)
 {
 	if (p > 0.0f)
@@ -434,7 +434,7 @@ static void block_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t
 	struct gpt2_layer_acts *a = &m->layer[l];
 	const int N = B * T;
 	const size_t nc = (size_t)N * C;
-	const real *x = layer_input(m, l);
+	const act_t *x = layer_input(m, l);
 	const real *qkvb = GPT2_HAS_BIAS ? gpt2_param(m, P_QKVB) + (size_t)l * 3 * C : NULL;
 	const real *apb = GPT2_HAS_BIAS ? gpt2_param(m, P_ATTPROJB) + (size_t)l * C : NULL;
 
@@ -530,10 +530,10 @@ double gpt2_eval_loss(struct gpt2 *m, struct dataloader *dl, int batches, int *i
 
 void gpt2_logits(struct gpt2 *m, int row, float *logits)
 {
-	real *out = (real *)m->lm_scratch;
+	act_t *out = (act_t *)m->lm_scratch;	/* Vp act_t fit in LM_CHUNK Vp reals */
 
 	matmul_forward(out, m->lnf + (size_t)row * C, head_weight(m), NULL, 1, C, VP);
-	kgpt_download(m->host, out, VP * sizeof(real));
+	kgpt_download_act(m->host, out, VP);
 	for (int i = 0; i < VP; i++)
 		logits[i] = (float)m->host[i];
 }
@@ -584,7 +584,7 @@ size_t gpt2_gen_bytes(const struct gpt2_gen *g, int kv_only)
  * backend memory like qkv and atty: nothing moves to the host. */
 static int gen_attention(struct gpt2 *m, struct gpt2_gen *g, int l)
 {
-	real *qkv = m->layer[l].qkv;
+	act_t *qkv = m->layer[l].qkv;
 
 	return kv_cache_step(&g->cache[l], m->layer[l].atty, qkv, qkv + C, qkv + 2 * C);
 }
@@ -603,7 +603,7 @@ int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
 			gpt2_param(m, P_WPE) + (size_t)t * C, 1, 1, C);
 	for (int l = 0; l < L; l++) {
 		struct gpt2_layer_acts *a = &m->layer[l];
-		const real *x = layer_input(m, l);
+		const act_t *x = layer_input(m, l);
 		const real *qkvb = GPT2_HAS_BIAS ? gpt2_param(m, P_QKVB) + (size_t)l * 3 * C : NULL;
 		const real *apb = GPT2_HAS_BIAS ? gpt2_param(m, P_ATTPROJB) + (size_t)l * C : NULL;
 		int err;
@@ -641,11 +641,11 @@ int gpt2_step(struct gpt2 *m, struct gpt2_gen *g, int token, float *logits)
  */
 
 /* The gradient of a branch behind dropout: dres itself, or a masked copy. */
-static const real *branch_grad(struct gpt2 *m, size_t n, float p, uint64_t seed)
+static const act_t *branch_grad(struct gpt2 *m, size_t n, float p, uint64_t seed)
 {
 	if (p == 0.0f)
 		return m->dres;
-	kgpt_copy(m->branch, m->dres, n * sizeof(real));
+	kgpt_copy(m->branch, m->dres, n * sizeof(act_t));
 	dropout_backward(m->branch, n, p, seed);
 	return m->branch;
 }
@@ -655,7 +655,7 @@ static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
 	struct gpt2_layer_acts *a = &m->layer[l];
 	const int B = GPT2_B, T = GPT2_T, N = GPT2_N;
 	const size_t nc = (size_t)N * C;
-	const real *dbranch;
+	const act_t *dbranch;
 	real *dqkvb = GPT2_HAS_BIAS ? gpt2_grad(m, P_QKVB) + (size_t)l * 3 * C : NULL;
 	real *dapb = GPT2_HAS_BIAS ? gpt2_grad(m, P_ATTPROJB) + (size_t)l * C : NULL;
 
@@ -668,15 +668,15 @@ static void block_backward(struct gpt2 *m, int l, float p, uint64_t seed)
 
 	/* Attention branch: dres becomes d/d x. */
 	dbranch = branch_grad(m, nc, p, site_seed(seed, l, 1));
-	kgpt_zero(m->datty, nc * sizeof(real));
+	kgpt_zero(m->datty, nc * sizeof(act_t));
 	matmul_backward(m->datty, gpt2_grad(m, P_ATTPROJW) + (size_t)l * C * C, dapb,
 			dbranch, a->atto, gpt2_param(m, P_ATTPROJW) + (size_t)l * C * C,
 			N, C, C);
-	kgpt_zero(m->dqkv, 3 * nc * sizeof(real));
+	kgpt_zero(m->dqkv, 3 * nc * sizeof(act_t));
 	gpt2_ra_out_backward(m, l, N);
 	attn_backward(m, l, B, T, p, site_seed(seed, l, 0));
 	gpt2_ra_qk_backward(m, l, N);
-	kgpt_zero(m->dln, nc * sizeof(real));
+	kgpt_zero(m->dln, nc * sizeof(act_t));
 	matmul_backward(m->dln, gpt2_grad(m, P_QKVW) + (size_t)l * 3 * C * C, dqkvb,
 			m->dqkv, a->ln1, gpt2_param(m, P_QKVW) + (size_t)l * 3 * C * C,
 			N, C, 3 * C);
@@ -697,10 +697,10 @@ double gpt2_forward_backward(struct gpt2 *m, const int *inputs, const int *targe
 	forward_trunk(m, inputs, B, T, p, seed);
 	kgpt_upload(m->targets, targets, (size_t)N * sizeof(int));
 
-	kgpt_zero(m->dln, nc * sizeof(real));
+	kgpt_zero(m->dln, nc * sizeof(act_t));
 	lm_head_forward_backward(m->losses, m->dln, dhead, m->lnf, head_weight(m), m->targets,
 				 (real)grad_scale / N, N, C, V, VP, m->lm_scratch, m->lm_chunk);
-	kgpt_zero(m->dres, nc * sizeof(real));
+	kgpt_zero(m->dres, nc * sizeof(act_t));
 	layernorm_backward(m->dres, gpt2_grad(m, P_LNFW), gpt2_grad(m, P_LNFB), m->dln,
 			   m->layer[L - 1].res3, gpt2_param(m, P_LNFW), m->lnf_mean,
 			   m->lnf_rstd, N, C);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include "gpt2/config.h"
 #include "kgpt/real.h"
+#include "kernels/kernels.h"	/* act_t */
 #include "gpt2/optim.h"
 #include "ra/kvprune.h"
 
@@ -50,20 +51,24 @@ struct gpt2_tensor_info {
 	int decay;		/* 1: a 2-D weight matrix, weight-decayed */
 };
 
-/* Saved activations of one block (pointers into gpt2.acts). */
+/* Saved activations of one block (pointers into gpt2.acts); act_t is
+ * the activations' storage type (kernels/kernels.h), the statistics are
+ * real. */
 struct gpt2_layer_acts {
-	real *ln1, *ln1_mean, *ln1_rstd;	/* (N,C), (N), (N) */
-	real *qkv;				/* (N,3C) */
-	real *atty;				/* (N,C) attention output */
-	real *atto;				/* (N,C) attproj input: atty, or with RA
+	act_t *ln1;				/* (N,C) */
+	real *ln1_mean, *ln1_rstd;		/* (N), (N) */
+	act_t *qkv;				/* (N,3C) */
+	act_t *atty;				/* (N,C) attention output */
+	act_t *atto;				/* (N,C) attproj input: atty, or with RA
 						 * self-restart the mix with v */
 	real *att_lse;				/* (B,NH,T) row log-sum-exp */
 	int *kv_evict;				/* (B,NH,T) KV pruning: eviction step */
-	real *res2;				/* (N,C) x + attention branch */
-	real *ln2, *ln2_mean, *ln2_rstd;	/* (N,C), (N), (N) */
-	real *fch;				/* (N,D_ff) MLP pre-activation; NULL with R-MLP */
-	real *mlp_saved;			/* R-MLP: N * rmlp_saved_per_row(); else NULL */
-	real *res3;				/* (N,C) block output */
+	act_t *res2;				/* (N,C) x + attention branch */
+	act_t *ln2;				/* (N,C) */
+	real *ln2_mean, *ln2_rstd;		/* (N), (N) */
+	act_t *fch;				/* (N,D_ff) MLP pre-activation; NULL with R-MLP */
+	act_t *mlp_saved;			/* R-MLP: N * rmlp_saved_per_row(); else NULL */
+	act_t *res3;				/* (N,C) block output */
 };
 
 struct gpt2 {
@@ -74,15 +79,17 @@ struct gpt2 {
 	size_t num_params;	/* all, including the padded vocabulary rows */
 	size_t num_trainable;	/* excluding padded rows (the reported count) */
 
-	real *acts;		/* one allocation for everything below */
-	size_t num_acts;
+	void *acts;		/* one allocation for everything below */
+	size_t acts_bytes;
 	int *inputs, *targets;	/* (B,T) copies of the current batch */
-	real *encoded;		/* (N,C) embeddings = input of block 0 */
+	act_t *encoded;		/* (N,C) embeddings = input of block 0 */
 	struct gpt2_layer_acts layer[GPT2_L];
-	real *lnf, *lnf_mean, *lnf_rstd;
+	act_t *lnf;
+	real *lnf_mean, *lnf_rstd;
 	real *losses;		/* (N) per-token loss */
 	/* backward scratch, one layer at a time */
-	real *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch, *lm_scratch;
+	act_t *dres, *dln, *dqkv, *datty, *dfch, *dh, *branch;
+	real *lm_scratch;	/* the LM head's logits, LM_CHUNK (gpt2.c) x Vp */
 	int lm_chunk;
 	real *host;		/* host memory: staging for losses and logits */
 	real *kv_host;		/* learned KV budget: host copies for the soft walk

@@ -23,6 +23,16 @@
  *  - `real` is float32 in the trainer, float64 in the gradient tests
  *    (include/kgpt/real.h; only the CPU backend has a float64 build). The
  *    optimizer state is float32 always.
+ *  - `act_t` is the storage type of activations and of their gradients
+ *    (everything of size N x channels that flows between kernels): `real`,
+ *    except with KGPT_ACT_BF16 (CONFIG_GPT2_AMP_DTYPE="bf16" on the CUDA
+ *    backend), where it is bfloat16 (1 sign, 8 exponent, 7 mantissa bits;
+ *    Kalamkar et al. 2019). Parameters, their gradients, the optimizer
+ *    state, losses, LayerNorm's mean and rstd, attention's lse and the LM
+ *    head's logits stay `real`: the master copy and every accumulation are
+ *    float32, bf16 is only how activations are stored between kernels.
+ *    Host code never does arithmetic on act_t; it moves activations with
+ *    kgpt_download_act() and kgpt_upload_act(), which convert.
  *  - Call from one host thread. A backend parallelises inside (the CPU
  *    backend with OpenMP, the CUDA one on the device).
  *  - Element counts are size_t, offsets computed in size_t: B*T*Vp passes
@@ -66,6 +76,26 @@ extern "C" {		/* a backend may be written in CUDA C++ */
 
 struct kv_cache;	/* ra/kvprune.h */
 
+#if defined(KGPT_ACT_BF16) && defined(KGPT_F64)
+#error "bf16 activations are a CUDA-backend build; the float64 build stores activations as real"
+#endif
+#if defined(KGPT_ACT_BF16) && defined(__CUDACC__)
+#include <cuda_bf16.h>
+typedef __nv_bfloat16 act_t;	/* the backend's own type, same 2 bytes */
+#elif defined(KGPT_ACT_BF16)
+typedef struct kgpt_bf16 { uint16_t bits; } act_t;	/* opaque to host code */
+#else
+typedef real act_t;
+#endif
+/* act_t's name in logs and reports */
+#if defined(KGPT_ACT_BF16)
+#define KGPT_ACT_NAME	"bf16"
+#elif defined(KGPT_F64)
+#define KGPT_ACT_NAME	"fp64"
+#else
+#define KGPT_ACT_NAME	"fp32"
+#endif
+
 /* ------------------------------------------------------------------------
  * The backend and its memory
  */
@@ -96,6 +126,13 @@ void kgpt_upload(void *dst, const void *src, size_t bytes);
  * queued before has finished. */
 void kgpt_download(void *dst, const void *src, size_t bytes);
 
+/* host <-> backend for activations, converting between act_t and real:
+ * dst (host, n reals) = src (backend, n act_t), after every kernel
+ * queued before has finished; dst (backend, n act_t) = src (host, n
+ * reals), rounded to nearest even. Plain copies where act_t is real. */
+void kgpt_download_act(real *dst, const act_t *src, size_t n);
+void kgpt_upload_act(act_t *dst, const real *src, size_t n);
+
 /* Host code is about to read or write the shared memory [p, p + bytes):
  * wait for the kernels queued before (and move the range to the host
  * where that is faster than reading it remotely). */
@@ -122,18 +159,30 @@ void kgpt_sync(void);
 void kgpt_gemm(int ta, int tb, int M, int N, int K, real alpha, const real *A, int lda,
 	       const real *B, int ldb, real beta, real *C, int ldc);
 
+/* The same product for the two kinds a model runs, which differ from
+ * kgpt_gemm() only in the storage types (act_t, see above):
+ * kgpt_gemm_act: activations A by a weight W (parameters) into
+ * activations C, e.g. a layer's forward or its input gradient;
+ * kgpt_gemm_dw: activations A by activations B into a weight gradient C
+ * (float32, usually beta = 1 to accumulate). Where act_t is bf16, W is
+ * rounded to bf16 for the product and the sums are float32. */
+void kgpt_gemm_act(int ta, int tb, int M, int N, int K, real alpha, const act_t *A,
+		   int lda, const real *W, int ldw, real beta, act_t *C, int ldc);
+void kgpt_gemm_dw(int ta, int tb, int M, int N, int K, real alpha, const act_t *A, int lda,
+		  const act_t *B, int ldb, real beta, real *C, int ldc);
+
 /* Linear layer.
  * out: (N,OC) = inp (N,C) @ w^T (w: (OC,C)) + bias (OC), bias may be NULL.
  * Backward: dinp (N,C) += dout @ w; dw (OC,C) += dout^T @ inp;
  * dbias (OC) += column sums of dout. dinp, dbias may be NULL (skipped). */
-void matmul_forward(real *out, const real *inp, const real *w,
+void matmul_forward(act_t *out, const act_t *inp, const real *w,
 		    const real *bias, int N, int C, int OC);
 /* dbias (OC) += column sums of dout (N,OC), deterministic (the rows are
  * added in order); matmul_backward's bias gradient, also called on its own
  * where a fused kernel needs it. */
-void bias_backward(real *dbias, const real *dout, int N, int OC);
-void matmul_backward(real *dinp, real *dw, real *dbias, const real *dout,
-		     const real *inp, const real *w, int N, int C, int OC);
+void bias_backward(real *dbias, const act_t *dout, int N, int OC);
+void matmul_backward(act_t *dinp, real *dw, real *dbias, const act_t *dout,
+		     const act_t *inp, const real *w, int N, int C, int OC);
 
 /* ------------------------------------------------------------------------
  * Layers
@@ -143,38 +192,38 @@ void matmul_backward(real *dinp, real *dw, real *dbias, const real *dout,
  * out: (B,T,C); inp: (B,T) token ids < Vp (the trainer checks < V);
  * wte: (Vp,C); wpe: (maxT,C), T <= maxT.
  * Backward: dwte[inp[b,t],:] += dout[b,t,:], dwpe[t,:] += sum_b dout[b,t,:]. */
-void encoder_forward(real *out, const int *inp, const real *wte,
+void encoder_forward(act_t *out, const int *inp, const real *wte,
 		     const real *wpe, int B, int T, int C);
-void encoder_backward(real *dwte, real *dwpe, const real *dout,
+void encoder_backward(real *dwte, real *dwpe, const act_t *dout,
 		      const int *inp, int B, int T, int C);
 
 /* LayerNorm over the last dimension, eps = 1e-5 (Ba, Kiros & Hinton 2016):
  * y = (x - mean) rstd w + b, rstd = 1 / sqrt(var + eps), var biased (1/C).
  * out, inp: (N,C); mean, rstd: (N) saved for backward; w, b: (C).
  * Backward: dinp (N,C) +=; dw, db (C) += sum over rows of dout * xhat, dout. */
-void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+void layernorm_forward(act_t *out, real *mean, real *rstd, const act_t *inp,
 		       const real *w, const real *b, int N, int C);
-void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
-			const real *inp, const real *w, const real *mean,
+void layernorm_backward(act_t *dinp, real *dw, real *db, const act_t *dout,
+			const act_t *inp, const real *w, const real *mean,
 			const real *rstd, int N, int C);
 
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. in section 2):
  * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). out, inp: (n); out may
  * alias inp. Backward takes the pre-activation inp, so the activation need
  * not be kept: dinp (n) += gelu'(inp) dout. */
-void gelu_forward(real *out, const real *inp, size_t n);
-void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n);
+void gelu_forward(act_t *out, const act_t *inp, size_t n);
+void gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n);
 
 /* out = a + b, all (n). out may alias a or b. */
-void residual_forward(real *out, const real *a, const real *b, size_t n);
+void residual_forward(act_t *out, const act_t *a, const act_t *b, size_t n);
 
 /* Inverted dropout with probability p (Srivastava et al. 2014), in place.
  * The mask element i is kgpt_dropout_keep(seed, i, p) (include/kgpt/rng.h),
  * so backward regenerates it from (seed, p) and nothing is stored.
  * dropout_backward scales dx in place (it does not accumulate).
  * p == 0 is a no-op. x, dx: (n). */
-void dropout_forward(real *x, size_t n, float p, uint64_t seed);
-void dropout_backward(real *dx, size_t n, float p, uint64_t seed);
+void dropout_forward(act_t *x, size_t n, float p, uint64_t seed);
+void dropout_backward(act_t *dx, size_t n, float p, uint64_t seed);
 
 /* LM head + softmax cross-entropy over the padded vocabulary, in chunks of
  * rows so the (N,Vp) logits are never stored whole.
@@ -183,13 +232,13 @@ void dropout_backward(real *dx, size_t n, float p, uint64_t seed);
  * Padded logits (V <= j < Vp) get no probability and no gradient, and the
  * padded rows V..Vp-1 of wte are neither read nor written.
  * scratch: chunk*Vp reals (backend memory). */
-void lm_head_forward(real *losses, const real *x, const real *wte,
+void lm_head_forward(real *losses, const act_t *x, const real *wte,
 		     const int *targets, int N, int C, int V, int Vp,
 		     real *scratch, int chunk);
 /* Same, and backward for a total loss L = sum_i dloss * losses[i]:
  * dx (N,C) += dL/dx, dwte (Vp,C) += dL/dwte. */
-void lm_head_forward_backward(real *losses, real *dx, real *dwte,
-			      const real *x, const real *wte,
+void lm_head_forward_backward(real *losses, act_t *dx, real *dwte,
+			      const act_t *x, const real *wte,
 			      const int *targets, real dloss, int N, int C,
 			      int V, int Vp, real *scratch, int chunk);
 
@@ -206,10 +255,10 @@ void lm_head_forward_backward(real *losses, real *dx, real *dwte,
  * 1/sqrt(hs). Dropout p on the probabilities, mask element
  * ((b*NH+h)*T + i)*T + j from (seed, index) (kgpt_dropout_keep()).
  * Backward: dqkv (B,T,3C) += given dout (B,T,C) and the forward's out, lse. */
-void attention_forward(real *out, real *lse, const real *qkv, int B, int T,
+void attention_forward(act_t *out, real *lse, const act_t *qkv, int B, int T,
 		       int C, int NH, float dropout_p, uint64_t dropout_seed);
-void attention_backward(real *dqkv, const real *dout, const real *qkv,
-			const real *out, const real *lse, int B, int T, int C,
+void attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			const act_t *out, const real *lse, int B, int T, int C,
 			int NH, float dropout_p, uint64_t dropout_seed);
 
 /*
@@ -226,7 +275,7 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv,
  * (the CPU walk's scratch; on CUDA a failed allocation of the walk's
  * device scratch ends the program, as every CUDA failure does).
  */
-int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *qkv,
+int attention_forward_pruned(act_t *out, real *lse, int *evict_step, const act_t *qkv,
 			     int k, int recency, int v_only, int B, int T, int C, int NH,
 			     float dropout_p, uint64_t dropout_seed);
 
@@ -240,8 +289,8 @@ int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *
  * keys <= i, but only kept values entered the output. out and lse are the
  * pruned forward's; otherwise as attention_backward().
  */
-void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
-			       const real *out, const real *lse,
+void attention_backward_pruned(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			       const act_t *out, const real *lse,
 			       const int *evict_step, int v_only, int B, int T,
 			       int C, int NH, float dropout_p, uint64_t dropout_seed);
 
@@ -260,8 +309,8 @@ void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
  * q, k, v, out: (n_embd) each. No dropout. The policy of training: the CPU
  * backend runs ra/kvprune_step.h's kvp_step(), the walk of training.
  */
-void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k,
-		     const real *v);
+void kv_cache_attend(struct kv_cache *c, act_t *out, const act_t *q, const act_t *k,
+		     const act_t *v);
 
 /* ------------------------------------------------------------------------
  * The R-MLP's element-wise passes (ra/rmlp.h, docs/r-mlp.md). ra/rmlp.c
@@ -276,7 +325,7 @@ void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k
  * u (N, Rr) = GELU(pre[:, Ds:]) (h[:, Ds:] is then left to the mixer's
  * gemm). GELU as gelu_forward().
  */
-void rmlp_act_forward(real *h, real *u, const real *pre, real s_std, real s_low,
+void rmlp_act_forward(act_t *h, act_t *u, const act_t *pre, real s_std, real s_low,
 		      int N, int Ds, int Rr, int mixer);
 
 /*
@@ -290,8 +339,8 @@ void rmlp_act_forward(real *h, real *u, const real *pre, real s_std, real s_low,
  * deterministically. dfcb (D_ff), when not NULL, += column sums of dpre
  * (the up-projection's bias gradient).
  */
-void rmlp_act_backward(real *dh, real *dfcb, real *dw_std, real *dw_rec, real *dgate,
-		       const real *pre, const real *du, real s_std, real s_low,
+void rmlp_act_backward(act_t *dh, real *dfcb, real *dw_std, real *dw_rec, real *dgate,
+		       const act_t *pre, const act_t *du, real s_std, real s_low,
 		       real w_rec, real gate, int N, int Ds, int Rr);
 
 /* ------------------------------------------------------------------------
@@ -308,7 +357,7 @@ void rmlp_act_backward(real *dh, real *dfcb, real *dw_std, real *dw_rec, real *d
  * dimension d of head h by sqrt(w_std[h*stride]) for d < D - R, else by
  * sqrt(w_rec[h*stride]). Values untouched. w >= RATTN_W_MIN (ra/rattn.h) expected.
  */
-void rattn_scale_forward(real *qkv, const real *w_std, const real *w_rec, int stride,
+void rattn_scale_forward(act_t *qkv, const real *w_std, const real *w_rec, int stride,
 			 int N, int C, int NH, int R);
 
 /*
@@ -318,7 +367,7 @@ void rattn_scale_forward(real *qkv, const real *w_std, const real *w_rec, int st
  * sum (dq' q' + dk' k') / (2 w) over the rows and the part's dimensions;
  * then dq = sqrt(w) dq', dk = sqrt(w) dk'. The value part is untouched.
  */
-void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qkv,
+void rattn_scale_backward(act_t *dqkv, real *dw_std, real *dw_rec, const act_t *qkv,
 			  const real *w_std, const real *w_rec, int stride, int N, int C,
 			  int NH, int R);
 
@@ -327,7 +376,7 @@ void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qk
  * head h of every row; y (N, C) the attention output, v the value part
  * of qkv (N, 3C). out and y must not alias.
  */
-void rattn_restart_forward(real *out, const real *y, const real *qkv, const real *alpha,
+void rattn_restart_forward(act_t *out, const act_t *y, const act_t *qkv, const real *alpha,
 			   int N, int C, int NH);
 
 /*
@@ -335,8 +384,8 @@ void rattn_restart_forward(real *out, const real *y, const real *qkv, const real
  * the value part of dqkv (N, 3C) += alpha dout; and dout becomes d/d y =
  * (1 - alpha) dout, in place.
  */
-void rattn_restart_backward(real *dqkv, real *dalpha, real *dout, const real *y,
-			    const real *qkv, const real *alpha, int N, int C, int NH);
+void rattn_restart_backward(act_t *dqkv, real *dalpha, act_t *dout, const act_t *y,
+			    const act_t *qkv, const real *alpha, int N, int C, int NH);
 
 /* ------------------------------------------------------------------------
  * Optimizer
@@ -365,8 +414,9 @@ void spam_soft_reset(float *m, float *v, float *vmax, size_t n);
 
 /* Sum of squares of g (n), accumulated in double (deterministic). */
 double sumsq(const real *g, size_t n);
-/* x *= s, (n). */
+/* x *= s, (n); scale_act_inplace() on activations (act_t). */
 void scale_inplace(real *x, size_t n, real s);
+void scale_act_inplace(act_t *x, size_t n, real s);
 
 #ifdef __cplusplus
 }

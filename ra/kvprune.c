@@ -251,6 +251,41 @@ static void kvp_bwd_head(const struct kvp_job *jb, int bh, struct kvp_scratch *w
 }
 
 
+int kvprune_hard_forward(act_t *out, real *lse, int *evict_step, const act_t *qkv,
+			 int B, int T, int C, int NH, float dropout_p, uint64_t dropout_seed,
+			 const struct kvprune_cfg *cfg)
+{
+	if (kvprune_check(cfg) || cfg->soft)
+		return -EINVAL;
+	return attention_forward_pruned(out, lse, evict_step, qkv, cfg->k, cfg->recency,
+					cfg->mode == KVPRUNE_V_ONLY, B, T, C, NH, dropout_p,
+					dropout_seed);
+}
+
+int kvprune_hard_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			  const act_t *out, const real *lse, const int *evict_step, int B,
+			  int T, int C, int NH, float dropout_p, uint64_t dropout_seed,
+			  const struct kvprune_cfg *cfg)
+{
+	if (kvprune_check(cfg) || cfg->soft || B < 1 || T < 1 || NH < 1 || C % NH)
+		return -EINVAL;
+	if (cfg->k >= T)
+		attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, dropout_p,
+				   dropout_seed);
+	else
+		attention_backward_pruned(dqkv, dout, qkv, out, lse, evict_step,
+					  cfg->mode == KVPRUNE_V_ONLY, B, T, C, NH, dropout_p,
+					  dropout_seed);
+	return 0;
+}
+
+/* Hard mode on real arrays: the act_t entry points above where act_t is
+ * real (the CPU backend); with bf16 activations only those take it. */
+#ifdef KGPT_ACT_BF16
+#define HARD_ON_REALS(call)	(-EINVAL)
+#else
+#define HARD_ON_REALS(call)	(call)
+#endif
 
 int kvprune_attention_forward(real *out, real *lse, int *evict_step,
 			      const real *qkv, int B, int T, int C, int NH,
@@ -262,10 +297,9 @@ int kvprune_attention_forward(real *out, real *lse, int *evict_step,
 
 	if (kvprune_check(cfg))
 		return -EINVAL;
-	if (!cfg->soft)		/* the backend's walk, on backend memory */
-		return attention_forward_pruned(out, lse, evict_step, qkv, cfg->k, cfg->recency,
-						cfg->mode == KVPRUNE_V_ONLY, B, T, C, NH,
-						dropout_p, dropout_seed);
+	if (!cfg->soft)
+		return HARD_ON_REALS(kvprune_hard_forward(out, lse, evict_step, qkv, B, T, C, NH,
+							  dropout_p, dropout_seed, cfg));
 	err = kvp_job_init(&jb, B, T, C, NH, dropout_p, dropout_seed, cfg);
 	if (err)
 		return err;
@@ -289,16 +323,10 @@ int kvprune_attention_backward(real *dqkv, real *drho, const real *dout,
 
 	if (err)
 		return err;
-	if (!cfg->soft) {
-		if (cfg->k >= T)
-			attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH,
-					   dropout_p, dropout_seed);
-		else
-			attention_backward_pruned(dqkv, dout, qkv, out, lse, evict_step,
-						  cfg->mode == KVPRUNE_V_ONLY, B, T, C, NH,
-						  dropout_p, dropout_seed);
-		return 0;
-	}
+	if (!cfg->soft)
+		return HARD_ON_REALS(kvprune_hard_backward(dqkv, dout, qkv, out, lse, evict_step,
+							   B, T, C, NH, dropout_p, dropout_seed,
+							   cfg));
 	jb.dbudget = calloc((size_t)B * NH, sizeof(real));
 	if (!jb.dbudget)
 		return -ENOMEM;
@@ -326,8 +354,8 @@ void kv_cache_free(struct kv_cache *c)
 {
 	size_t nh = (size_t)c->n_head, kv = nh * c->head_size;
 
-	kvc_free(c->key, kv * c->kcap, sizeof(real));
-	kvc_free(c->val, kv * c->cap, sizeof(real));
+	kvc_free(c->key, kv * c->kcap, sizeof(act_t));
+	kvc_free(c->val, kv * c->cap, sizeof(act_t));
 	kvc_free(c->pos, nh * c->cap, sizeof(int));
 	kvc_free(c->imp, nh * c->cap, sizeof(real));
 	kvc_free(c->cnt, nh * c->cap, sizeof(int));
@@ -372,8 +400,8 @@ int kv_cache_init(struct kv_cache *c, int n_head, int n_embd, int max_tokens,
 	c->max_tokens = max_tokens;
 	c->cap = cfg->k < max_tokens ? cfg->k : max_tokens;
 	c->kcap = cfg->mode == KVPRUNE_V_ONLY ? max_tokens : c->cap;
-	c->key = kvc_alloc(nh * c->kcap * hs, sizeof(real), &kv);
-	c->val = kvc_alloc(nh * c->cap * hs, sizeof(real), &kv);
+	c->key = kvc_alloc(nh * c->kcap * hs, sizeof(act_t), &kv);
+	c->val = kvc_alloc(nh * c->cap * hs, sizeof(act_t), &kv);
 	c->pos = kvc_alloc(nh * c->cap, sizeof(int), &meta);
 	c->imp = kvc_alloc(nh * c->cap, sizeof(real), &meta);
 	c->cnt = kvc_alloc(nh * c->cap, sizeof(int), &meta);
@@ -401,8 +429,8 @@ int kv_cache_len(const struct kv_cache *c, int h)
 	return n;
 }
 
-int kv_cache_step(struct kv_cache *c, real *out, const real *q, const real *k,
-		  const real *v)
+int kv_cache_step(struct kv_cache *c, act_t *out, const act_t *q, const act_t *k,
+		  const act_t *v)
 {
 	if (c->t >= c->max_tokens)
 		return -ENOSPC;

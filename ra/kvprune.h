@@ -71,6 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kgpt/real.h"
+#include "kernels/kernels.h"	/* act_t */
 
 enum kvprune_mode {
 	KVPRUNE_KV = 0,		/* prune keys and values */
@@ -147,6 +148,24 @@ int kvprune_attention_forward(real *out, real *lse, int *evict_step,
 			      const struct kvprune_cfg *cfg);
 
 /*
+ * Hard mode on the model's activations (act_t, kernels/kernels.h; backend
+ * memory): the backend's attention_forward_pruned() and, with k >= T,
+ * attention_backward(), else attention_backward_pruned(). Arguments as
+ * kvprune_attention_forward() and _backward() below; cfg->soft must be 0.
+ * Returns 0 or -EINVAL (bad cfg or sizes; the forward also -ENOMEM).
+ * kvprune_attention_forward() and _backward() on real arrays take this
+ * path in hard mode where act_t is real, and return -EINVAL for it with
+ * bf16 activations.
+ */
+int kvprune_hard_forward(act_t *out, real *lse, int *evict_step, const act_t *qkv,
+			 int B, int T, int C, int NH, float dropout_p, uint64_t dropout_seed,
+			 const struct kvprune_cfg *cfg);
+int kvprune_hard_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			  const act_t *out, const real *lse, const int *evict_step, int B,
+			  int T, int C, int NH, float dropout_p, uint64_t dropout_seed,
+			  const struct kvprune_cfg *cfg);
+
+/*
  * Pruned attention backward: dqkv (B,T,3C) += d(loss)/d(qkv) and, soft
  * only, *drho += d(loss)/d(rho) (drho may be NULL otherwise; it is then
  * not touched). dout: (B,T,C); qkv, out, lse, evict_step: what the
@@ -188,9 +207,9 @@ struct kv_cache {
 	int cap;		/* value (and KV-mode key) slots per head */
 	int kcap;		/* key slots per head: cap, or max_tokens */
 	int t;			/* tokens seen = position of the next one */
-	real *key;		/* (n_head, head_size, kcap): column = slot
-				 * (V_ONLY: position) */
-	real *val;		/* (n_head, head_size, cap): column = slot */
+	act_t *key;		/* (n_head, head_size, kcap): column = slot
+				 * (V_ONLY: position); act_t (kernels/kernels.h) */
+	act_t *val;		/* (n_head, head_size, cap): column = slot */
 	int *pos;		/* (n_head, cap) position of each slot */
 	real *imp;		/* (n_head, cap) accumulated attention weight */
 	int *cnt;		/* (n_head, cap) queries that saw the entry */
@@ -229,8 +248,8 @@ int kv_cache_len(const struct kv_cache *c, int h);
  * equal to float32 rounding (tests/gpu/run.sh). Returns 0, or -ENOSPC
  * when c->t == max_tokens.
  */
-int kv_cache_step(struct kv_cache *c, real *out, const real *q, const real *k,
-		  const real *v);
+int kv_cache_step(struct kv_cache *c, act_t *out, const act_t *q, const act_t *k,
+		  const act_t *v);
 
 /* Bytes allocated by kv_cache_init() (all arrays; c->bytes). */
 size_t kv_cache_alloc_bytes(const struct kv_cache *c);

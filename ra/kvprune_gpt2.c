@@ -68,18 +68,18 @@ struct kvprune_cfg gpt2_kv_gen_cfg(const struct gpt2 *m, int l)
  * and poison the result (forward: the loss; backward: the gradients and
  * so their norm) with NaN, which stops the trainer. x is backend memory:
  * scaled by NaN with the backend's kernel. */
-static void kv_failed(real *x, size_t n, int err, int l, const char *what)
+static void kv_failed(act_t *x, size_t n, int err, int l, const char *what)
 {
 	fprintf(stderr, "kgpt: layer %d: KV-pruned attention %s failed: %s\n", l, what,
 		strerror(-err));
-	scale_inplace(x, n, (real)NAN);
+	scale_act_inplace(x, n, (real)NAN);
 }
 
 /*
  * The soft walk (ra/kvprune.c) is host code: it runs on m->kv_host, host
  * copies of the layer's arrays, downloaded before and uploaded after
- * (kgpt_download()/kgpt_upload(): plain copies on the CPU backend, PCIe
- * transfers on a GPU). Layout: qkv (N, 3C), then out or dout (N, C),
+ * (kgpt_download_act()/kgpt_upload_act(): plain copies on the CPU backend,
+ * PCIe transfers on a GPU, converting bf16 activations to real and back). Layout: qkv (N, 3C), then out or dout (N, C),
  * then lse (B, NH, T) and evict (B, NH, T) ints in the forward, dqkv
  * (N, 3C) in the soft backward. KV_HOST_N (gpt2/gpt2.c) reals.
  */
@@ -112,21 +112,21 @@ int gpt2_kv_attn_forward(struct gpt2 *m, int l, int B, int T, float p, uint64_t 
 	if (!m->training && m->kv_full)
 		return 0;
 	if (!cfg.soft) {	/* the backend's walk, on backend memory */
-		err = kvprune_attention_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
-						GPT2_C, GPT2_NH, p, seed, &cfg);
+		err = kvprune_hard_forward(a->atty, a->att_lse, a->kv_evict, a->qkv, B, T,
+					   GPT2_C, GPT2_NH, p, seed, &cfg);
 		if (err)
 			kv_failed(a->atty, n * GPT2_C, err, l, "forward");
 		return 1;
 	}
 	st = kv_stage(m, B, T);
-	kgpt_download(st.qkv, a->qkv, n * 3 * GPT2_C * sizeof(real));
+	kgpt_download_act(st.qkv, a->qkv, n * 3 * GPT2_C);
 	err = kvprune_attention_forward(st.o, st.lse, st.evict, st.qkv, B, T,
 					GPT2_C, GPT2_NH, p, seed, &cfg);
 	if (err) {
 		kv_failed(a->atty, n * GPT2_C, err, l, "forward");
 		return 1;
 	}
-	kgpt_upload(a->atty, st.o, n * GPT2_C * sizeof(real));
+	kgpt_upload_act(a->atty, st.o, n * GPT2_C);
 	kgpt_upload(a->att_lse, st.lse, nev * sizeof(real));
 	kgpt_upload(a->kv_evict, st.evict, nev * sizeof(int));
 	return 1;
@@ -144,14 +144,14 @@ static int kv_backward_soft(struct gpt2 *m, int l, int B, int T, float p, uint64
 	real *drho = gpt2_grad(m, P_KV_RHO) + l, d = 0;
 	int err;
 
-	kgpt_download(st.qkv, a->qkv, n * 3 * c * sizeof(real));
-	kgpt_download(st.o, m->datty, n * c * sizeof(real));
-	kgpt_download(st.dqkv, m->dqkv, n * 3 * c * sizeof(real));
+	kgpt_download_act(st.qkv, a->qkv, n * 3 * c);
+	kgpt_download_act(st.o, m->datty, n * c);
+	kgpt_download_act(st.dqkv, m->dqkv, n * 3 * c);
 	err = kvprune_attention_backward(st.dqkv, &d, st.o, st.qkv, NULL, NULL, NULL, B, T,
 					 GPT2_C, GPT2_NH, p, seed, cfg);
 	if (err)
 		return err;
-	kgpt_upload(m->dqkv, st.dqkv, n * 3 * c * sizeof(real));
+	kgpt_upload_act(m->dqkv, st.dqkv, n * 3 * c);
 	kgpt_sync_for_host(drho, sizeof(*drho));
 	*drho += d;
 	kgpt_sync_for_backend(drho, sizeof(*drho));
@@ -168,9 +168,8 @@ int gpt2_kv_attn_backward(struct gpt2 *m, int l, int B, int T, float p, uint64_t
 	if (cfg.soft)
 		err = kv_backward_soft(m, l, B, T, p, seed, &cfg);
 	else
-		err = kvprune_attention_backward(m->dqkv, NULL, m->datty, a->qkv, a->atty,
-						 a->att_lse, a->kv_evict, B, T, GPT2_C,
-						 GPT2_NH, p, seed, &cfg);
+		err = kvprune_hard_backward(m->dqkv, m->datty, a->qkv, a->atty, a->att_lse,
+					    a->kv_evict, B, T, GPT2_C, GPT2_NH, p, seed, &cfg);
 	if (err)
 		kv_failed(m->dqkv, (size_t)B * T * 3 * GPT2_C, err, l, "backward");
 	return 1;

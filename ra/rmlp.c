@@ -45,10 +45,10 @@ static void rmlp_scalars(struct rmlp_scalars *s, const struct rmlp_params *p,
 }
 
 /* h[:, Ds:] (N, Rr), leading dimension Dff = s_low * u (N, Rr) @ mixw^T. */
-static void rmlp_mix_forward(real *h, const real *u, const real *mixw,
+static void rmlp_mix_forward(act_t *h, const act_t *u, const real *mixw,
 			     real s_low, int N, int Ds, int Rr)
 {
-	kgpt_gemm(0, 1, N, Rr, Rr, s_low, u, Rr, mixw, Rr, 0, h + Ds, Ds + Rr);
+	kgpt_gemm_act(0, 1, N, Rr, Rr, s_low, u, Rr, mixw, Rr, 0, h + Ds, Ds + Rr);
 }
 
 /*
@@ -56,18 +56,18 @@ static void rmlp_mix_forward(real *h, const real *u, const real *mixw,
  * dmixw (Rr, Rr) += s_low dh_low^T @ u, then u (N, Rr) = dh_low @ mixw
  * (u is consumed: the activation pass needs only this product).
  */
-static void rmlp_mix_backward(real *dmixw, real *u, const real *dh,
+static void rmlp_mix_backward(real *dmixw, act_t *u, const act_t *dh,
 			      const real *mixw, real s_low, int N, int Ds,
 			      int Rr)
 {
 	int Dff = Ds + Rr;
 
-	kgpt_gemm(1, 0, Rr, Rr, N, s_low, dh + Ds, Dff, u, Rr, 1, dmixw, Rr);
-	kgpt_gemm(0, 0, N, Rr, Rr, 1, dh + Ds, Dff, mixw, Rr, 0, u, Rr);
+	kgpt_gemm_dw(1, 0, Rr, Rr, N, s_low, dh + Ds, Dff, u, Rr, 1, dmixw, Rr);
+	kgpt_gemm_act(0, 0, N, Rr, Rr, 1, dh + Ds, Dff, mixw, Rr, 0, u, Rr);
 }
 
 /* h (N, D_ff) = [s_std GELU(pre_std) | s_low mix(GELU(pre_low))]. */
-static void rmlp_activation(real *h, real *u, const real *pre,
+static void rmlp_activation(act_t *h, act_t *u, const act_t *pre,
 			    const struct rmlp_params *p, const struct rmlp_scalars *s,
 			    const struct rmlp_dims *d, int N)
 {
@@ -77,12 +77,12 @@ static void rmlp_activation(real *h, real *u, const real *pre,
 		rmlp_mix_forward(h, u, p->mixw, s->s_low, N, d->D_std, d->R);
 }
 
-void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
+void rmlp_forward(act_t *out, act_t *saved, act_t *scratch, const act_t *inp,
 		  const struct rmlp_params *p, const struct rmlp_dims *d,
 		  int N)
 {
 	int Dff = rmlp_dff(d);
-	real *h = scratch, *u = scratch + (size_t)N * Dff;
+	act_t *h = scratch, *u = scratch + (size_t)N * Dff;
 	struct rmlp_scalars s;
 
 	if (N <= 0)
@@ -93,13 +93,13 @@ void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
 	matmul_forward(out, h, p->fcprojw, p->fcprojb, N, Dff, d->C);
 }
 
-void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
-		   const real *dout, const real *inp, const real *saved,
+void rmlp_backward(act_t *dinp, const struct rmlp_grads *g, act_t *scratch,
+		   const act_t *dout, const act_t *inp, const act_t *saved,
 		   const struct rmlp_params *p, const struct rmlp_dims *d,
 		   int N)
 {
 	int C = d->C, Ds = d->D_std, Rr = d->R, Dff = Ds + Rr;
-	real *a = scratch, *u = scratch + (size_t)N * Dff;
+	act_t *a = scratch, *u = scratch + (size_t)N * Dff;
 	struct rmlp_scalars s;
 
 	if (N <= 0)
@@ -115,9 +115,9 @@ void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
 		bias_backward(g->fcprojb, dout, N, C);
 	/* Down-projection: needs h, rebuilt in a. */
 	rmlp_activation(a, u, saved, p, &s, d, N);
-	kgpt_gemm(1, 0, C, Dff, N, 1, dout, C, a, Dff, 1, g->fcprojw, Dff);
+	kgpt_gemm_dw(1, 0, C, Dff, N, 1, dout, C, a, Dff, 1, g->fcprojw, Dff);
 	/* a = dh (N, D_ff) = dout (N, C) @ fcprojw (C, D_ff), overwriting h. */
-	kgpt_gemm(0, 0, N, Dff, C, 1, dout, C, p->fcprojw, Dff, 0, a, Dff);
+	kgpt_gemm_act(0, 0, N, Dff, C, 1, dout, C, p->fcprojw, Dff, 0, a, Dff);
 	if (d->use_mixer)
 		rmlp_mix_backward(g->mixw, u, a, p->mixw, s.s_low, N, Ds, Rr);
 	rmlp_act_backward(a, g->fcb, g->w_std, g->w_rec, d->use_gates ? g->gate_alpha : NULL,

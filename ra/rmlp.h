@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 #include "kgpt/real.h"
+#include "kernels/kernels.h"	/* act_t */
 
 /*
  * Sizes of one layer's R-MLP. Valid when C >= 1, D_std >= 1, R >= 1
@@ -121,13 +122,13 @@ static inline size_t rmlp_num_params(const struct rmlp_dims *d)
  * rmlp_forward - out = R-MLP(inp).
  * @out: (N, C), overwritten.
  * @saved: (N, D_ff), receives pre; keep it for rmlp_backward().
- * @scratch: N * rmlp_scratch_per_row() reals, clobbered.
- * @inp: (N, C).
+ * @scratch: N * rmlp_scratch_per_row() elements, clobbered.
+ * @inp: (N, C). The four activation arrays are act_t (kernels/kernels.h).
  * No buffer may overlap another. N <= 0 does nothing.
  * Cost: the baseline MLP's two gemms (2 N C D_ff flops each), one pass
  * over (N, D_ff), and with the mixer one (N,R)x(R,R) gemm (2 N R^2).
  */
-void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
+void rmlp_forward(act_t *out, act_t *saved, act_t *scratch, const act_t *inp,
 		  const struct rmlp_params *p, const struct rmlp_dims *d,
 		  int N);
 
@@ -136,7 +137,7 @@ void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
  * @dinp: (N, C), += dL/dinp; NULL skips it.
  * @g: every gradient of struct rmlp_grads, +=. The scalars' gradients
  *     are reduced in double and added once.
- * @scratch: N * rmlp_scratch_per_row() reals, clobbered (the same buffer
+ * @scratch: N * rmlp_scratch_per_row() act_t, clobbered (the same buffer
  *     as forward's may be passed).
  * @dout: (N, C); @inp: (N, C) as given to forward; @saved: forward's,
  *     unchanged. The parameters must be those of the forward call.
@@ -146,8 +147,8 @@ void rmlp_forward(real *out, real *saved, real *scratch, const real *inp,
  * bias gradient of fcb one less: it is fused into the GELU' pass), and
  * with the mixer three (N,R)x(R,R) gemms (6 N R^2).
  */
-void rmlp_backward(real *dinp, const struct rmlp_grads *g, real *scratch,
-		   const real *dout, const real *inp, const real *saved,
+void rmlp_backward(act_t *dinp, const struct rmlp_grads *g, act_t *scratch,
+		   const act_t *dout, const act_t *inp, const act_t *saved,
 		   const struct rmlp_params *p, const struct rmlp_dims *d,
 		   int N);
 

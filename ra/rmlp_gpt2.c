@@ -7,7 +7,7 @@
 
 #include "gpt2/gpt2.h"
 
-int gpt2_rmlp_forward(struct gpt2 *m, int l, real *out, int N)
+int gpt2_rmlp_forward(struct gpt2 *m, int l, act_t *out, int N)
 {
 	struct rmlp_dims d = gpt2_rmlp_dims(l);
 	struct rmlp_params rp = gpt2_rmlp_params(m, l);
@@ -16,14 +16,14 @@ int gpt2_rmlp_forward(struct gpt2 *m, int l, real *out, int N)
 	return 1;
 }
 
-int gpt2_rmlp_backward(struct gpt2 *m, int l, const real *dout, int N)
+int gpt2_rmlp_backward(struct gpt2 *m, int l, const act_t *dout, int N)
 {
 	struct gpt2_layer_acts *a = &m->layer[l];
 	struct rmlp_dims d = gpt2_rmlp_dims(l);
 	struct rmlp_params rp = gpt2_rmlp_params(m, l);
 	struct rmlp_grads rg = gpt2_rmlp_grads(m, l);
 
-	kgpt_zero(m->dln, (size_t)N * GPT2_C * sizeof(real));
+	kgpt_zero(m->dln, (size_t)N * GPT2_C * sizeof(act_t));
 	rmlp_backward(m->dln, &rg, m->dh, dout, a->ln2, a->mlp_saved, &rp, &d, N);
 	return 1;
 }

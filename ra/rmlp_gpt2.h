@@ -101,11 +101,11 @@ static inline struct rmlp_grads gpt2_rmlp_grads(const struct gpt2 *m, int l)
  * (sized by ra/rmlp.h's helpers in gpt2.c's plan_acts()). Returns 1 (it
  * replaces GPT-2's MLP).
  */
-int gpt2_rmlp_forward(struct gpt2 *m, int l, real *out, int N);
+int gpt2_rmlp_forward(struct gpt2 *m, int l, act_t *out, int N);
 
 /* Its backward: m->dln = d/d ln2 (overwritten) given dout (N,C);
  * parameter gradients +=. Returns 1. */
-int gpt2_rmlp_backward(struct gpt2 *m, int l, const real *dout, int N);
+int gpt2_rmlp_backward(struct gpt2 *m, int l, const act_t *dout, int N);
 
 /* Every layer: mixer = identity, w_std = D_std / D_ff, w_rec = R_l / D_ff,
  * gate_alpha = 0.1 (rmlp_from_baseline()); no random draws. */
@@ -118,12 +118,12 @@ void rmlp_report_header(void);
 void rmlp_report_json(struct train *tr, struct cJSON *obj, int means);
 void rmlp_report_summary(struct train *tr);
 #else
-static inline int gpt2_rmlp_forward(struct gpt2 *m, int l, real *out, int N)
+static inline int gpt2_rmlp_forward(struct gpt2 *m, int l, act_t *out, int N)
 {
 	return 0;
 }
 
-static inline int gpt2_rmlp_backward(struct gpt2 *m, int l, const real *dout, int N)
+static inline int gpt2_rmlp_backward(struct gpt2 *m, int l, const act_t *dout, int N)
 {
 	return 0;
 }

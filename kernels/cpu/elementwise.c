@@ -79,3 +79,8 @@ void scale_inplace(real *x, size_t n, real s)
 	for (size_t i = 0; i < n; i++)
 		x[i] *= s;
 }
+
+void scale_act_inplace(act_t *x, size_t n, real s)
+{
+	scale_inplace(x, n, s);		/* act_t is real here */
+}

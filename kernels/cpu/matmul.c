@@ -17,6 +17,19 @@ void kgpt_gemm(int ta, int tb, int M, int N, int K, real alpha, const real *A, i
 		   M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Activations are real on the CPU backend: both are kgpt_gemm(). */
+void kgpt_gemm_act(int ta, int tb, int M, int N, int K, real alpha, const act_t *A,
+		   int lda, const real *W, int ldw, real beta, act_t *C, int ldc)
+{
+	kgpt_gemm(ta, tb, M, N, K, alpha, A, lda, W, ldw, beta, C, ldc);
+}
+
+void kgpt_gemm_dw(int ta, int tb, int M, int N, int K, real alpha, const act_t *A, int lda,
+		  const act_t *B, int ldb, real beta, real *C, int ldc)
+{
+	kgpt_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /*
  * out (N,OC) = inp (N,C) @ w^T (w: (OC,C)) + bias (OC); bias may be NULL.
  * The bias is broadcast into out first (OpenMP over rows) and the gemm

@@ -73,6 +73,17 @@ void kgpt_download(void *dst, const void *src, size_t bytes)
 	memcpy(dst, src, bytes);
 }
 
+/* act_t is real on the CPU backend. */
+void kgpt_download_act(real *dst, const act_t *src, size_t n)
+{
+	memcpy(dst, src, n * sizeof(real));
+}
+
+void kgpt_upload_act(act_t *dst, const real *src, size_t n)
+{
+	memcpy(dst, src, n * sizeof(real));
+}
+
 void kgpt_sync_for_host(const void *p, size_t bytes)
 {
 }

@@ -14,7 +14,9 @@
  * read by every thread at once (broadcast). The head size is a template
  * parameter (8, 16, 32, 64; scripts/gen-config.sh refuses others with this
  * backend), so each row's vectors live in registers or, padded to HS + 4
- * floats (conflict-free float4 reads), in shared memory.
+ * floats (conflict-free float4 reads), in shared memory. Activations
+ * are act_t (bf16 with KGPT_ACT_BF16), converted to float as they are
+ * loaded; shared memory, registers and the lse are float.
  *
  * Per element (i, j), as kernels/cpu/attention.c:
  *   causal  j <= i;  kept = causal and (no pruning or evict[j] > i)
@@ -35,8 +37,10 @@
 #define TILE	64
 
 struct att_args {
-	const float *qkv, *dout, *out, *lse, *D;
-	float *o, *l, *dqkv, *Dw;
+	const act_t *qkv, *dout, *out;	/* activations (act_t) */
+	const float *lse, *D;
+	act_t *o, *dqkv;
+	float *l, *Dw;
 	const int *evict;
 	int v_only, B, T, C, NH;
 	float scale, p;
@@ -57,9 +61,16 @@ __device__ __forceinline__ float att_z(const att_args &a, int bh, int i, int j)
 /* rows [r0, r0 + TILE) of one head, HS floats each, rows ld_in apart
  * from head, row-packed with stride ld into sm (zeros past T). */
 template <int HS>
-__device__ void load_rows(float *sm, int ld, const float *head, size_t ld_in, int r0,
+__device__ void load_rows(float *sm, int ld, const act_t *head, size_t ld_in, int r0,
 			  const att_args &a)
 {
+#ifdef KGPT_ACT_BF16
+	for (int x = threadIdx.x; x < TILE * HS; x += blockDim.x) {
+		int r = x / HS, c = x % HS;
+
+		sm[r * ld + c] = r0 + r < a.T ? a2f(head[(size_t)(r0 + r) * ld_in + c]) : 0.0f;
+	}
+#else
 	const int q4 = HS / 4;
 
 	for (int x = threadIdx.x; x < TILE * q4; x += blockDim.x) {
@@ -70,11 +81,12 @@ __device__ void load_rows(float *sm, int ld, const float *head, size_t ld_in, in
 			v = *(const float4 *)(head + (size_t)(r0 + r) * ld_in + c);
 		*(float4 *)(sm + r * ld + c) = v;
 	}
+#endif
 }
 
 /* The same for head's part `part` (0 q, 1 k, 2 v) of qkv (B,T,3C). */
 template <int HS>
-__device__ void load_tile(float *sm, int ld, const float *head, int part, int r0,
+__device__ void load_tile(float *sm, int ld, const act_t *head, int part, int r0,
 			  const att_args &a)
 {
 	load_rows<HS>(sm, ld, head + (size_t)part * a.C, 3 * (size_t)a.C, r0, a);
@@ -105,12 +117,12 @@ __global__ void __launch_bounds__(TILE) att_fwd(att_args a)
 	int bh = blockIdx.y, b = bh / a.NH, h = bh % a.NH;
 	int i0 = blockIdx.x * TILE, i = i0 + threadIdx.x;
 	size_t C3 = 3 * (size_t)a.C;
-	const float *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
+	const act_t *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
 	float q[HS], acc[HS], m = -INFINITY, l = 0;
 
 #pragma unroll
 	for (int d = 0; d < HS; d++) {
-		q[d] = i < a.T ? head[(size_t)i * C3 + d] : 0.0f;
+		q[d] = i < a.T ? a2f(head[(size_t)i * C3 + d]) : 0.0f;
 		acc[d] = 0;
 	}
 	for (int j0 = 0; j0 <= i0; j0 += TILE) {
@@ -147,11 +159,11 @@ __global__ void __launch_bounds__(TILE) att_fwd(att_args a)
 	}
 	if (i >= a.T)
 		return;
-	float *o = a.o + ((size_t)b * a.T + i) * a.C + (size_t)h * HS;
+	act_t *o = a.o + ((size_t)b * a.T + i) * a.C + (size_t)h * HS;
 
 #pragma unroll
 	for (int d = 0; d < HS; d++)
-		o[d] = acc[d] / l;
+		o[d] = f2a(acc[d] / l);
 	a.l[(size_t)bh * a.T + i] = m + logf(l);
 }
 
@@ -170,7 +182,7 @@ __global__ void att_bwd_d(att_args a)
 
 #pragma unroll
 	for (int d = 0; d < HS; d++)
-		s += a.dout[off + d] * a.out[off + d];
+		s += a2f(a.dout[off + d]) * a2f(a.out[off + d]);
 	a.Dw[r] = s;
 }
 
@@ -189,8 +201,8 @@ __global__ void __launch_bounds__(TILE) att_bwd_kv(att_args a)
 	int bh = blockIdx.y, b = bh / a.NH, h = bh % a.NH;
 	int j0 = blockIdx.x * TILE, j = j0 + threadIdx.x;
 	size_t C3 = 3 * (size_t)a.C;
-	const float *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
-	const float *dohead = a.dout + (size_t)b * a.T * a.C + (size_t)h * HS;
+	const act_t *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
+	const act_t *dohead = a.dout + (size_t)b * a.T * a.C + (size_t)h * HS;
 	float dk[HS], dv[HS];
 	int ev = j < a.T && a.evict ? a.evict[(size_t)bh * a.T + j] : a.T;
 
@@ -236,12 +248,12 @@ __global__ void __launch_bounds__(TILE) att_bwd_kv(att_args a)
 	}
 	if (j >= a.T)
 		return;
-	float *g = a.dqkv + ((size_t)b * a.T + j) * C3 + (size_t)h * HS;
+	act_t *g = a.dqkv + ((size_t)b * a.T + j) * C3 + (size_t)h * HS;
 
 #pragma unroll
 	for (int d = 0; d < HS; d++) {
-		g[a.C + d] += dk[d];
-		g[2 * (size_t)a.C + d] += dv[d];
+		g[a.C + d] = f2a(a2f(g[a.C + d]) + dk[d]);
+		g[2 * (size_t)a.C + d] = f2a(a2f(g[2 * (size_t)a.C + d]) + dv[d]);
 	}
 }
 
@@ -259,8 +271,8 @@ __global__ void __launch_bounds__(TILE) att_bwd_q(att_args a)
 	int bh = blockIdx.y, b = bh / a.NH, h = bh % a.NH;
 	int i0 = blockIdx.x * TILE, i = i0 + threadIdx.x;
 	size_t C3 = 3 * (size_t)a.C;
-	const float *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
-	const float *dohead = a.dout + (size_t)b * a.T * a.C + (size_t)h * HS;
+	const act_t *head = a.qkv + (size_t)b * a.T * C3 + (size_t)h * HS;
+	const act_t *dohead = a.dout + (size_t)b * a.T * a.C + (size_t)h * HS;
 	float q[HS], dq[HS], lse = 0, D = 0;
 
 	load_rows<HS>(dOo, ldo, dohead, a.C, i0, a);
@@ -270,7 +282,7 @@ __global__ void __launch_bounds__(TILE) att_bwd_q(att_args a)
 	}
 #pragma unroll
 	for (int d = 0; d < HS; d++) {
-		q[d] = i < a.T ? head[(size_t)i * C3 + d] : 0.0f;
+		q[d] = i < a.T ? a2f(head[(size_t)i * C3 + d]) : 0.0f;
 		dq[d] = 0;
 	}
 	for (int j0 = 0; j0 <= i0; j0 += TILE) {
@@ -307,11 +319,11 @@ __global__ void __launch_bounds__(TILE) att_bwd_q(att_args a)
 	}
 	if (i >= a.T)
 		return;
-	float *g = a.dqkv + ((size_t)b * a.T + i) * C3 + (size_t)h * HS;
+	act_t *g = a.dqkv + ((size_t)b * a.T + i) * C3 + (size_t)h * HS;
 
 #pragma unroll
 	for (int d = 0; d < HS; d++)
-		g[d] += dq[d];
+		g[d] = f2a(a2f(g[d]) + dq[d]);
 }
 
 /* ------------------------------------------------------------------------
@@ -373,7 +385,7 @@ template <int HS> static void bwd(const att_args &a)
 	}								\
 } while (0)
 
-void attention_forward(real *out, real *lse, const real *qkv, int B, int T,
+void attention_forward(act_t *out, real *lse, const act_t *qkv, int B, int T,
 		       int C, int NH, float dropout_p, uint64_t dropout_seed)
 {
 	att_args a;
@@ -387,7 +399,7 @@ void attention_forward(real *out, real *lse, const real *qkv, int B, int T,
 	DISPATCH(fwd, a);
 }
 
-static void backward(real *dqkv, const real *dout, const real *qkv, const real *out,
+static void backward(act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
 		     const real *lse, const int *evict, int v_only, int B, int T, int C,
 		     int NH, float p, uint64_t seed)
 {
@@ -408,15 +420,15 @@ static void backward(real *dqkv, const real *dout, const real *qkv, const real *
 	DISPATCH(bwd, a);
 }
 
-void attention_backward(real *dqkv, const real *dout, const real *qkv,
-			const real *out, const real *lse, int B, int T, int C,
+void attention_backward(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			const act_t *out, const real *lse, int B, int T, int C,
 			int NH, float dropout_p, uint64_t dropout_seed)
 {
 	backward(dqkv, dout, qkv, out, lse, NULL, 0, B, T, C, NH, dropout_p, dropout_seed);
 }
 
-void attention_backward_pruned(real *dqkv, const real *dout, const real *qkv,
-			       const real *out, const real *lse,
+void attention_backward_pruned(act_t *dqkv, const act_t *dout, const act_t *qkv,
+			       const act_t *out, const real *lse,
 			       const int *evict_step, int v_only, int B, int T,
 			       int C, int NH, float dropout_p, uint64_t dropout_seed)
 {

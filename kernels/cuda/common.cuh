@@ -23,6 +23,9 @@ enum {
 	KGPT_SCRATCH_COUNT,	/* counters read back by the host */
 	KGPT_SCRATCH_ENC,	/* encoder backward: the rows bucketed by token */
 	KGPT_SCRATCH_KVP,	/* KV pruning's walk: a cache per (b, h) */
+	KGPT_SCRATCH_WEIGHT,	/* bf16: a weight rounded for one product */
+	KGPT_SCRATCH_LOGITS,	/* bf16: the LM head's logit gradients, rounded */
+	KGPT_SCRATCH_CONVERT,	/* bf16: kgpt_download_act()'s staging */
 	KGPT_SCRATCH_SLOTS
 };
 void *kgpt_cuda_scratch(int slot, size_t bytes);
@@ -36,6 +39,22 @@ static inline unsigned int kgpt_blocks(size_t n, int threads, unsigned int max_b
 	if (b < 1)
 		b = 1;
 	return b > max_blocks ? max_blocks : (unsigned int)b;
+}
+
+/*
+ * Activations (act_t, kernels/kernels.h) to float and back: the identity
+ * with float32 activations; with bf16 the exact widening and the rounding
+ * to nearest even. Every kernel computes in float and touches act_t only
+ * through these.
+ */
+__host__ __device__ __forceinline__ float a2f(act_t v)
+{
+	return (float)v;
+}
+
+__host__ __device__ __forceinline__ act_t f2a(float v)
+{
+	return (act_t)v;
 }
 
 /* Sum over a warp (every lane gets it). */

@@ -12,6 +12,8 @@
  * instead of at the next synchronising call.
  *
  * The backend computes in float32 only; there is no float64 build of it.
+ * Activations are stored as act_t (kernels/kernels.h: float, or bf16 with
+ * CONFIG_GPT2_AMP_DTYPE="bf16"); kernels convert with a2f() and f2a().
  */
 #ifndef KGPT_KERNELS_CUDA_H
 #define KGPT_KERNELS_CUDA_H
@@ -48,8 +50,33 @@ cublasHandle_t kgpt_cublas(void);
 /*
  * Column sums of a (N, n) row-major matrix into out (n) +=, deterministic:
  * rows cut into a fixed number of chunks, partial sums per chunk, then the
- * chunks added in order (elementwise.cu). in and out are float.
+ * chunks added in order (elementwise.cu). in is activations (act_t), out
+ * float.
  */
-void kgpt_cuda_colsum(float *out, const float *in, int N, int n);
+void kgpt_cuda_colsum(float *out, const act_t *in, int N, int n);
+
+/* cuBLAS's data type of act_t. */
+#ifdef KGPT_ACT_BF16
+#define KGPT_CUDA_ACT	CUDA_R_16BF
+#else
+#define KGPT_CUDA_ACT	CUDA_R_32F
+#endif
+
+/*
+ * Row-major C (M,N) = alpha op(A) op(B) + beta C (gemm.cu): A and B of
+ * cuBLAS type ab (CUDA_R_32F or KGPT_CUDA_ACT), C of type c, sums in
+ * float32. kgpt_gemm() is this with everything float.
+ */
+void kgpt_cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const void *A,
+		    cudaDataType_t ab, int lda, const void *B, int ldb, float beta, void *C,
+		    cudaDataType_t c, int ldc);
+
+/* dst (n act_t) = src (n floats), rounded (gemm.cu). */
+void kgpt_cuda_to_act(act_t *dst, const float *src, size_t n);
+
+/* The weight w (n floats, device) as act_t for a product: w itself where
+ * act_t is float, else its bf16 rounding in scratch slot `slot`, valid
+ * until the slot's next use (gemm.cu). */
+const act_t *kgpt_cuda_weight(const float *w, size_t n, int slot);
 
 #endif /* KGPT_KERNELS_CUDA_H */

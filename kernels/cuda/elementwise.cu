@@ -30,7 +30,7 @@
 #define COLSUM_CHUNKS	64
 
 /* part[c][j] = sum of rows [c*rows, (c+1)*rows) of in's column j. */
-__global__ void colsum_part(float *__restrict__ part, const float *__restrict__ in, int N,
+__global__ void colsum_part(float *__restrict__ part, const act_t *__restrict__ in, int N,
 			    int n, int rows)
 {
 	int j = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
@@ -40,7 +40,7 @@ __global__ void colsum_part(float *__restrict__ part, const float *__restrict__ 
 	if (j >= n)
 		return;
 	for (int r = r0; r < r1; r++)
-		s += in[(size_t)r * n + j];
+		s += a2f(in[(size_t)r * n + j]);
 	part[(size_t)c * n + j] = s;
 }
 
@@ -58,7 +58,7 @@ __global__ void colsum_add(float *__restrict__ out, const float *__restrict__ pa
 	out[j] += s;
 }
 
-void kgpt_cuda_colsum(float *out, const float *in, int N, int n)
+void kgpt_cuda_colsum(float *out, const act_t *in, int N, int n)
 {
 	int chunks = N < COLSUM_CHUNKS ? (N > 0 ? N : 1) : COLSUM_CHUNKS;
 	int rows = (N + chunks - 1) / chunks;
@@ -76,7 +76,7 @@ void kgpt_cuda_colsum(float *out, const float *in, int N, int n)
  * Embeddings
  */
 
-__global__ void encoder_fwd(float *__restrict__ out, const int *__restrict__ inp,
+__global__ void encoder_fwd(act_t *__restrict__ out, const int *__restrict__ inp,
 			    const float *__restrict__ wte, const float *__restrict__ wpe,
 			    size_t total, int T, int C)
 {
@@ -84,11 +84,11 @@ __global__ void encoder_fwd(float *__restrict__ out, const int *__restrict__ inp
 		size_t n = i / C;
 		int c = (int)(i % C);
 
-		out[i] = wte[(size_t)inp[n] * C + c] + wpe[(size_t)(n % T) * C + c];
+		out[i] = f2a(wte[(size_t)inp[n] * C + c] + wpe[(size_t)(n % T) * C + c]);
 	}
 }
 
-void encoder_forward(real *out, const int *inp, const real *wte,
+void encoder_forward(act_t *out, const int *inp, const real *wte,
 		     const real *wpe, int B, int T, int C)
 {
 	size_t total = (size_t)B * T * C;
@@ -98,7 +98,7 @@ void encoder_forward(real *out, const int *inp, const real *wte,
 }
 
 /* dwpe[t][c] += sum over b of dout[b][t][c], b in order. */
-__global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const float *__restrict__ dout,
+__global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const act_t *__restrict__ dout,
 				int B, int T, int C)
 {
 	size_t tc = (size_t)T * C;
@@ -107,7 +107,7 @@ __global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const float *__restric
 		float s = 0;
 
 		for (int b = 0; b < B; b++)
-			s += dout[(size_t)b * tc + i];
+			s += a2f(dout[(size_t)b * tc + i]);
 		dwpe[i] += s;
 	}
 }
@@ -122,7 +122,7 @@ __global__ void encoder_bwd_wpe(float *__restrict__ dwpe, const float *__restric
  * all B*T rows. rows: the row ids by token; first: (U + 1) bucket starts;
  * tok: (U) the tokens.
  */
-__global__ void encoder_bwd_wte(float *__restrict__ dwte, const float *__restrict__ dout,
+__global__ void encoder_bwd_wte(float *__restrict__ dwte, const act_t *__restrict__ dout,
 				const int *__restrict__ rows, const int *__restrict__ first,
 				const int *__restrict__ tok, int C)
 {
@@ -135,7 +135,7 @@ __global__ void encoder_bwd_wte(float *__restrict__ dwte, const float *__restric
 	w = dwte + (size_t)tok[u] * C + c;
 	acc = *w;
 	for (int k = first[u]; k < first[u + 1]; k++)
-		acc += dout[(size_t)rows[k] * C + c];
+		acc += a2f(dout[(size_t)rows[k] * C + c]);
 	*w = acc;
 }
 
@@ -194,7 +194,7 @@ static int enc_buckets(const int *inp, int N, int *h)
 	return U;
 }
 
-void encoder_backward(real *dwte, real *dwpe, const real *dout,
+void encoder_backward(real *dwte, real *dwpe, const act_t *dout,
 		      const int *inp, int B, int T, int C)
 {
 	size_t tc = (size_t)T * C, need;
@@ -236,29 +236,32 @@ __device__ __forceinline__ float gelu_e(float x)
 	return expf(fminf(fmaxf(a, -87.0f), 88.0f));
 }
 
-__global__ void gelu_fwd(float *out, const float *inp, size_t n)
-{
-	GRID_STRIDE(i, n)
-		out[i] = inp[i] / (1.0f + gelu_e(inp[i]));
-}
-
-__global__ void gelu_bwd(float *__restrict__ dinp, const float *__restrict__ inp,
-			 const float *__restrict__ dout, size_t n)
+__global__ void gelu_fwd(act_t *out, const act_t *inp, size_t n)
 {
 	GRID_STRIDE(i, n) {
-		float x = inp[i], e = gelu_e(x), s = 1.0f / (1.0f + e);
-		float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+		float x = a2f(inp[i]);
 
-		dinp[i] += dout[i] * (s + x * (e * s) * s * 2.0f * du);
+		out[i] = f2a(x / (1.0f + gelu_e(x)));
 	}
 }
 
-void gelu_forward(real *out, const real *inp, size_t n)
+__global__ void gelu_bwd(act_t *__restrict__ dinp, const act_t *__restrict__ inp,
+			 const act_t *__restrict__ dout, size_t n)
+{
+	GRID_STRIDE(i, n) {
+		float x = a2f(inp[i]), e = gelu_e(x), s = 1.0f / (1.0f + e);
+		float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+
+		dinp[i] = f2a(a2f(dinp[i]) + a2f(dout[i]) * (s + x * (e * s) * s * 2.0f * du));
+	}
+}
+
+void gelu_forward(act_t *out, const act_t *inp, size_t n)
 {
 	KGPT_LAUNCH(gelu_fwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, out, inp, n);
 }
 
-void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n)
+void gelu_backward(act_t *dinp, const act_t *inp, const act_t *dout, size_t n)
 {
 	KGPT_LAUNCH(gelu_bwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, dinp, inp, dout, n);
 }
@@ -267,49 +270,54 @@ void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n)
  * Residual, dropout, scaling
  */
 
-__global__ void residual_fwd(float *out, const float *a, const float *b, size_t n)
+__global__ void residual_fwd(act_t *out, const act_t *a, const act_t *b, size_t n)
 {
 	GRID_STRIDE(i, n)
-		out[i] = a[i] + b[i];
+		out[i] = f2a(a2f(a[i]) + a2f(b[i]));
 }
 
-void residual_forward(real *out, const real *a, const real *b, size_t n)
+void residual_forward(act_t *out, const act_t *a, const act_t *b, size_t n)
 {
 	KGPT_LAUNCH(residual_fwd, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, out, a, b, n);
 }
 
 /* x *= keep(seed, i, p) / (1 - p): the mask of kgpt/rng.h, element i. */
-__global__ void dropout_apply(float *x, size_t n, float p, uint64_t seed)
+__global__ void dropout_apply(act_t *x, size_t n, float p, uint64_t seed)
 {
 	float scale = 1.0f / (1.0f - p);
 
 	GRID_STRIDE(i, n)
-		x[i] = kgpt_dropout_keep(seed, i, p) ? x[i] * scale : 0.0f;
+		x[i] = f2a(kgpt_dropout_keep(seed, i, p) ? a2f(x[i]) * scale : 0.0f);
 }
 
-void dropout_forward(real *x, size_t n, float p, uint64_t seed)
+void dropout_forward(act_t *x, size_t n, float p, uint64_t seed)
 {
 	if (p > 0)
 		KGPT_LAUNCH(dropout_apply, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0,
 			    x, n, p, seed);
 }
 
-void dropout_backward(real *dx, size_t n, float p, uint64_t seed)
+void dropout_backward(act_t *dx, size_t n, float p, uint64_t seed)
 {
 	if (p > 0)
 		KGPT_LAUNCH(dropout_apply, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0,
 			    dx, n, p, seed);
 }
 
-__global__ void scale_k(float *x, size_t n, float s)
+template <typename T> __global__ void scale_k(T *x, size_t n, float s)
 {
 	GRID_STRIDE(i, n)
-		x[i] *= s;
+		x[i] = (T)((float)x[i] * s);
 }
 
 void scale_inplace(real *x, size_t n, real s)
 {
-	KGPT_LAUNCH(scale_k, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, x, n, s);
+	KGPT_LAUNCH(scale_k<float>, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, x, n, s);
+}
+
+void scale_act_inplace(act_t *x, size_t n, real s)
+{
+	KGPT_LAUNCH(scale_k<act_t>, kgpt_blocks(n, THREADS, MAX_BLOCKS), THREADS, 0, x, n, s);
 }
 
 /* ------------------------------------------------------------------------

@@ -97,8 +97,8 @@ __device__ int kvc_victim(const float *imp, const int *cnt, const int *pos, int 
 
 /* One head's cache: its arrays, and the scratch of its scores and weights. */
 struct kvc_cache {
-	float *key;		/* (hs, kcap), a column per slot (V_ONLY: per position) */
-	float *val;		/* (hs, cap), a column per slot */
+	act_t *key;		/* (hs, kcap), a column per slot (V_ONLY: per position) */
+	act_t *val;		/* (hs, cap), a column per slot */
 	float *imp;		/* (cap) attention weight received */
 	float *prob;		/* (kcap + cap): scores, then (at kcap) the weights */
 	int *pos, *cnt;		/* (cap) position of each slot, queries that saw it */
@@ -122,7 +122,7 @@ struct kvc_rule {
  * or -1, in every thread.
  */
 __device__ int kvc_advance(const struct kvc_cache *c, const struct kvc_rule *r, int *n_sh,
-			   const float *q, const float *k, const float *v, float *out,
+			   const act_t *q, const act_t *k, const act_t *v, act_t *out,
 			   float *lse, int t, uint64_t base)
 {
 	__shared__ float sh[32];
@@ -156,7 +156,7 @@ __device__ int kvc_advance(const struct kvc_cache *c, const struct kvc_rule *r, 
 		float s = 0;
 
 		for (int d = 0; d < hs; d++)
-			s += q[d] * c->key[(size_t)d * c->kcap + j];
+			s += a2f(q[d]) * a2f(c->key[(size_t)d * c->kcap + j]);
 		c->prob[j] = s * r->scale;
 		mx = fmaxf(mx, c->prob[j]);
 	}
@@ -188,14 +188,14 @@ __device__ int kvc_advance(const struct kvc_cache *c, const struct kvc_rule *r, 
 
 	/* 4. out = the weighted sum of the cached values, a warp per channel */
 	for (int d = warp; d < hs; d += nw) {
-		const float *vr = c->val + (size_t)d * c->cap;
+		const act_t *vr = c->val + (size_t)d * c->cap;
 		float acc = 0;
 
 		for (int s = lane; s < n; s += 32)
-			acc += w[s] * vr[s];
+			acc += w[s] * a2f(vr[s]);
 		acc = warp_sum(acc);
 		if (lane == 0)
-			out[d] = acc;
+			out[d] = f2a(acc);
 	}
 	__syncthreads();	/* the next step may overwrite a slot read above */
 	return ev;
@@ -207,10 +207,11 @@ __device__ int kvc_advance(const struct kvc_cache *c, const struct kvc_rule *r, 
 
 /* The arrays of a struct kv_cache (every head) and the token's vectors. */
 struct kvc_heads {
-	float *key, *val, *imp, *scratch;
+	act_t *key, *val;
+	float *imp, *scratch;
 	int *pos, *cnt, *len;
-	const float *q, *k, *v;
-	float *out;
+	const act_t *q, *k, *v;
+	act_t *out;
 };
 
 __global__ void kvc_step(struct kvc_heads a, struct kvc_rule r, int t, int cap, int kcap)
@@ -249,8 +250,8 @@ static struct kvc_rule kvc_rule(int hs, int recency, int v_only, float p, uint64
 	return r;
 }
 
-void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k,
-		     const real *v)
+void kv_cache_attend(struct kv_cache *c, act_t *out, const act_t *q, const act_t *k,
+		     const act_t *v)
 {
 	struct kvc_heads a;
 
@@ -274,25 +275,32 @@ void kv_cache_attend(struct kv_cache *c, real *out, const real *q, const real *k
  * Training and evaluation: block (b, h) walks its sequence, T tokens.
  */
 
-/* Floats of one walk's cache in the scratch: key, val, imp, prob, and pos
- * and cnt stored as 32-bit ints in float-sized elements. */
-static __host__ __device__ size_t kvp_walk_floats(int hs, int cap, int kcap)
+/* One walk's cache in the scratch: key and val (act_t, padded to 16
+ * bytes), then imp and prob (floats), pos and cnt (ints). */
+static __host__ __device__ size_t kvp_walk_kv_bytes(int hs, int cap, int kcap)
 {
-	return (size_t)hs * (kcap + cap) + (size_t)cap + (kcap + cap) + 2 * (size_t)cap;
+	return ((size_t)hs * (kcap + cap) * sizeof(act_t) + 15) & ~(size_t)15;
 }
 
-__global__ void kvp_walk(float *out, float *lse, int *evict, const float *qkv, float *scratch,
-			 struct kvc_rule r, int T, int C, int NH, int cap, int kcap)
+static __host__ __device__ size_t kvp_walk_bytes(int hs, int cap, int kcap)
+{
+	return kvp_walk_kv_bytes(hs, cap, kcap) +
+	       ((size_t)cap + (kcap + cap) + 2 * (size_t)cap) * sizeof(float);
+}
+
+__global__ void kvp_walk(act_t *out, float *lse, int *evict, const act_t *qkv,
+			 unsigned char *scratch, struct kvc_rule r, int T, int C, int NH, int cap,
+			 int kcap)
 {
 	__shared__ int n_sh;
 	int bh = blockIdx.x, b = bh / NH, h = bh % NH, hs = r.hs;
-	float *f = scratch + (size_t)bh * kvp_walk_floats(hs, cap, kcap);
+	unsigned char *f = scratch + (size_t)bh * kvp_walk_bytes(hs, cap, kcap);
 	int *ev = evict + (size_t)bh * T;
 	struct kvc_cache c;
 
-	c.key = f;
+	c.key = (act_t *)f;
 	c.val = c.key + (size_t)hs * kcap;
-	c.imp = c.val + (size_t)hs * cap;
+	c.imp = (float *)(f + kvp_walk_kv_bytes(hs, cap, kcap));
 	c.prob = c.imp + cap;
 	c.pos = (int *)(c.prob + kcap + cap);
 	c.cnt = c.pos + cap;
@@ -304,7 +312,7 @@ __global__ void kvp_walk(float *out, float *lse, int *evict, const float *qkv, f
 		n_sh = 0;
 	__syncthreads();
 	for (int i = 0; i < T; i++) {
-		const float *row = qkv + ((size_t)b * T + i) * 3 * C + (size_t)h * hs;
+		const act_t *row = qkv + ((size_t)b * T + i) * 3 * C + (size_t)h * hs;
 		int e = kvc_advance(&c, &r, &n_sh, row, row + C, row + 2 * C,
 				    out + ((size_t)b * T + i) * C + (size_t)h * hs,
 				    lse + (size_t)bh * T + i, i, ((uint64_t)bh * T + i) * T);
@@ -321,13 +329,13 @@ __global__ void kvp_fill(int *x, size_t n, int v)
 		x[i] = v;
 }
 
-int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *qkv,
+int attention_forward_pruned(act_t *out, real *lse, int *evict_step, const act_t *qkv,
 			     int k, int recency, int v_only, int B, int T, int C, int NH,
 			     float dropout_p, uint64_t dropout_seed)
 {
 	size_t nbh = (size_t)B * NH;
 	int hs, cap, kcap;
-	float *scratch;
+	unsigned char *scratch;
 
 	if (B < 1 || T < 1 || NH < 1 || C < NH || C % NH || recency < 1 || recency >= k)
 		return -EINVAL;
@@ -340,8 +348,8 @@ int attention_forward_pruned(real *out, real *lse, int *evict_step, const real *
 	hs = C / NH;
 	cap = k;
 	kcap = v_only ? T : cap;
-	scratch = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_KVP,
-					     nbh * kvp_walk_floats(hs, cap, kcap) * sizeof(float));
+	scratch = (unsigned char *)kgpt_cuda_scratch(KGPT_SCRATCH_KVP,
+						     nbh * kvp_walk_bytes(hs, cap, kcap));
 	KGPT_LAUNCH(kvp_walk, (unsigned int)nbh, KVC_THREADS, 0, out, lse, evict_step, qkv, scratch,
 		    kvc_rule(hs, recency, v_only, dropout_p, dropout_seed), T, C, NH, cap, kcap);
 	return 0;

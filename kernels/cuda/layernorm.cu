@@ -12,34 +12,35 @@
 #define ROWS_PER_BLOCK	8	/* warps of 32 */
 #define CHUNKS		64
 
-__global__ void ln_fwd(float *__restrict__ out, float *__restrict__ mean,
-		       float *__restrict__ rstd, const float *__restrict__ inp,
+__global__ void ln_fwd(act_t *__restrict__ out, float *__restrict__ mean,
+		       float *__restrict__ rstd, const act_t *__restrict__ inp,
 		       const float *__restrict__ w, const float *__restrict__ b, int N, int C)
 {
 	int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-	const float *x;
-	float *y, m = 0, v = 0, s;
+	const act_t *x;
+	act_t *y;
+	float m = 0, v = 0, s;
 
 	if (row >= N)
 		return;
 	x = inp + (size_t)row * C;
 	y = out + (size_t)row * C;
 	for (int c = lane; c < C; c += 32)
-		m += x[c];
+		m += a2f(x[c]);
 	m = warp_sum(m) / C;
 	for (int c = lane; c < C; c += 32)
-		v += (x[c] - m) * (x[c] - m);
+		v += (a2f(x[c]) - m) * (a2f(x[c]) - m);
 	v = warp_sum(v) / C;
 	s = 1.0f / sqrtf(v + LN_EPS);
 	for (int c = lane; c < C; c += 32)
-		y[c] = (x[c] - m) * s * w[c] + b[c];
+		y[c] = f2a((a2f(x[c]) - m) * s * w[c] + b[c]);
 	if (lane == 0) {
 		mean[row] = m;
 		rstd[row] = s;
 	}
 }
 
-void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+void layernorm_forward(act_t *out, real *mean, real *rstd, const act_t *inp,
 		       const real *w, const real *b, int N, int C)
 {
 	if (N <= 0)
@@ -49,14 +50,15 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
 }
 
 /* dx += rstd (g - mean(g) - xh mean(g xh)), g = dy w, xh = (x - mean) rstd. */
-__global__ void ln_bwd_dx(float *__restrict__ dinp, const float *__restrict__ dout,
-			  const float *__restrict__ inp, const float *__restrict__ w,
+__global__ void ln_bwd_dx(act_t *__restrict__ dinp, const act_t *__restrict__ dout,
+			  const act_t *__restrict__ inp, const float *__restrict__ w,
 			  const float *__restrict__ mean, const float *__restrict__ rstd,
 			  int N, int C)
 {
 	int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-	const float *x, *dy;
-	float *dx, m, s, gm = 0, gxm = 0;
+	const act_t *x, *dy;
+	act_t *dx;
+	float m, s, gm = 0, gxm = 0;
 
 	if (row >= N)
 		return;
@@ -66,23 +68,23 @@ __global__ void ln_bwd_dx(float *__restrict__ dinp, const float *__restrict__ do
 	m = mean[row];
 	s = rstd[row];
 	for (int c = lane; c < C; c += 32) {
-		float g = dy[c] * w[c];
+		float g = a2f(dy[c]) * w[c];
 
 		gm += g;
-		gxm += g * (x[c] - m) * s;
+		gxm += g * (a2f(x[c]) - m) * s;
 	}
 	gm = warp_sum(gm) / C;
 	gxm = warp_sum(gxm) / C;
 	for (int c = lane; c < C; c += 32) {
-		float xh = (x[c] - m) * s;
+		float xh = (a2f(x[c]) - m) * s;
 
-		dx[c] += s * (dy[c] * w[c] - gm - xh * gxm);
+		dx[c] = f2a(a2f(dx[c]) + s * (a2f(dy[c]) * w[c] - gm - xh * gxm));
 	}
 }
 
 /* part[k][0][c], part[k][1][c]: dw and db of the rows of chunk k. */
-__global__ void ln_bwd_part(float *__restrict__ part, const float *__restrict__ dout,
-			    const float *__restrict__ inp, const float *__restrict__ mean,
+__global__ void ln_bwd_part(float *__restrict__ part, const act_t *__restrict__ dout,
+			    const act_t *__restrict__ inp, const float *__restrict__ mean,
 			    const float *__restrict__ rstd, int N, int C, int rows)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
@@ -92,9 +94,9 @@ __global__ void ln_bwd_part(float *__restrict__ part, const float *__restrict__ 
 	if (c >= C)
 		return;
 	for (int r = r0; r < r1; r++) {
-		float dy = dout[(size_t)r * C + c];
+		float dy = a2f(dout[(size_t)r * C + c]);
 
-		dw += dy * (inp[(size_t)r * C + c] - mean[r]) * rstd[r];
+		dw += dy * (a2f(inp[(size_t)r * C + c]) - mean[r]) * rstd[r];
 		db += dy;
 	}
 	part[(size_t)k * 2 * C + c] = dw;
@@ -117,8 +119,8 @@ __global__ void ln_bwd_add(float *__restrict__ dw, float *__restrict__ db,
 	db[c] += sb;
 }
 
-void layernorm_backward(real *dinp, real *dw, real *db, const real *dout,
-			const real *inp, const real *w, const real *mean,
+void layernorm_backward(act_t *dinp, real *dw, real *db, const act_t *dout,
+			const act_t *inp, const real *w, const real *mean,
 			const real *rstd, int N, int C)
 {
 	int chunks = N < CHUNKS ? N : CHUNKS, rows;

@@ -10,6 +10,9 @@
  * Only the first V columns and rows of wte are computed, read or written;
  * the padded columns V..Vp-1 of scratch are set to 0. The exponentials are
  * summed in double. Row offsets are size_t: B*T*Vp passes 2^31.
+ * The logits are float32. With bf16 activations (act_t) the head's weight
+ * is rounded to bf16 once per call and the logit gradients once per
+ * chunk, so that every product has bf16 operands (gemm.cu).
  */
 #include "kernels/cuda/cuda.h"
 
@@ -45,33 +48,37 @@ __global__ void xent_rows(float *__restrict__ scratch, float *__restrict__ losse
 		l[j] = j < V ? l[j] * f - (j == t ? dloss : 0.0f) : 0.0f;
 }
 
-static void lm_head(real *losses, real *dx, real *dwte, const real *x,
+static void lm_head(real *losses, act_t *dx, real *dwte, const act_t *x,
 		    const real *wte, const int *targets, real dloss, int N,
 		    int C, int V, int Vp, real *scratch, int chunk, int grad)
 {
+	const act_t *w = kgpt_cuda_weight(wte, (size_t)V * C, KGPT_SCRATCH_WEIGHT);
+	const cudaDataType_t A = KGPT_CUDA_ACT;
+
 	for (int n0 = 0; n0 < N; n0 += chunk) {
 		int cn = N - n0 < chunk ? N - n0 : chunk;
-		const real *xc = x + (size_t)n0 * C;
+		const act_t *xc = x + (size_t)n0 * C, *dl;
 
-		kgpt_gemm(0, 1, cn, V, C, 1, xc, C, wte, C, 0, scratch, Vp);
+		kgpt_cuda_gemm(0, 1, cn, V, C, 1, xc, A, C, w, C, 0, scratch, CUDA_R_32F, Vp);
 		KGPT_LAUNCH(xent_rows, cn, XENT_THREADS, 0, scratch, losses + n0, targets + n0,
 			    V, Vp, dloss, grad);
 		if (!grad)
 			continue;
-		kgpt_gemm(0, 0, cn, C, V, 1, scratch, Vp, wte, C, 1, dx + (size_t)n0 * C, C);
-		kgpt_gemm(1, 0, V, C, cn, 1, scratch, Vp, xc, C, 1, dwte, C);
+		dl = kgpt_cuda_weight(scratch, (size_t)cn * Vp, KGPT_SCRATCH_LOGITS);
+		kgpt_cuda_gemm(0, 0, cn, C, V, 1, dl, A, Vp, w, C, 1, dx + (size_t)n0 * C, A, C);
+		kgpt_cuda_gemm(1, 0, V, C, cn, 1, dl, A, Vp, xc, C, 1, dwte, CUDA_R_32F, C);
 	}
 }
 
-void lm_head_forward(real *losses, const real *x, const real *wte,
+void lm_head_forward(real *losses, const act_t *x, const real *wte,
 		     const int *targets, int N, int C, int V, int Vp,
 		     real *scratch, int chunk)
 {
 	lm_head(losses, NULL, NULL, x, wte, targets, 0, N, C, V, Vp, scratch, chunk, 0);
 }
 
-void lm_head_forward_backward(real *losses, real *dx, real *dwte,
-			      const real *x, const real *wte,
+void lm_head_forward_backward(real *losses, act_t *dx, real *dwte,
+			      const act_t *x, const real *wte,
 			      const int *targets, real dloss, int N, int C,
 			      int V, int Vp, real *scratch, int chunk)
 {

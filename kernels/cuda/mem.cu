@@ -69,7 +69,7 @@ void kgpt_cuda_launched(const char *kernel, const char *file, int line)
 }
 
 #if defined(KGPT_CUDA_BF16)
-#define MATH_NAME	"bf16 tensor-core matmuls, fp32 storage"
+#define MATH_NAME	"bf16 activations and tensor-core matmuls, fp32 master weights"
 #elif defined(KGPT_CUDA_TF32)
 #define MATH_NAME	"tf32 tensor-core matmuls"
 #else
@@ -177,6 +177,48 @@ void kgpt_download(void *dst, const void *src, size_t bytes)
 	if (bytes)
 		CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
 }
+
+#ifdef KGPT_ACT_BF16
+__global__ void act_to_float(float *__restrict__ dst, const act_t *__restrict__ src, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		dst[i] = a2f(src[i]);
+}
+
+/* bf16: converted on the device, through float staging in scratch. */
+void kgpt_download_act(real *dst, const act_t *src, size_t n)
+{
+	float *f;
+
+	if (!n)
+		return;
+	f = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_CONVERT, n * sizeof(float));
+	KGPT_LAUNCH(act_to_float, kgpt_blocks(n, 256, 65536), 256, 0, f, src, n);
+	kgpt_download(dst, f, n * sizeof(float));
+}
+
+void kgpt_upload_act(act_t *dst, const real *src, size_t n)
+{
+	float *f;
+
+	if (!n)
+		return;
+	f = (float *)kgpt_cuda_scratch(KGPT_SCRATCH_CONVERT, n * sizeof(float));
+	kgpt_upload(f, src, n * sizeof(float));
+	kgpt_cuda_to_act(dst, f, n);
+}
+#else
+void kgpt_download_act(real *dst, const act_t *src, size_t n)
+{
+	kgpt_download(dst, src, n * sizeof(real));
+}
+
+void kgpt_upload_act(act_t *dst, const real *src, size_t n)
+{
+	kgpt_upload(dst, src, n * sizeof(real));
+}
+#endif
 
 /* Managed pages move on demand: the host's first touch brings a page to
  * the host, the device's next one takes it back. Only the waiting is

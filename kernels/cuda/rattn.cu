@@ -20,7 +20,7 @@
 
 /* q and k of every row: dimension d of head h by sqrt(w_std) (d < D - R)
  * or sqrt(w_rec). */
-__global__ void rattn_scale_fwd(float *__restrict__ qkv, const float *__restrict__ w_std,
+__global__ void rattn_scale_fwd(act_t *__restrict__ qkv, const float *__restrict__ w_std,
 				const float *__restrict__ w_rec, int stride, size_t N, int C,
 				int D, int R)
 {
@@ -32,11 +32,13 @@ __global__ void rattn_scale_fwd(float *__restrict__ qkv, const float *__restrict
 		int c = (int)(i % (2 * (size_t)C)), cc = c % C, h = cc / D, d = cc % D;
 		float w = d < D - R ? w_std[h * stride] : w_rec[h * stride];
 
-		qkv[r * 3 * (size_t)C + c] *= sqrtf(w);
+		size_t o = r * 3 * (size_t)C + c;
+
+		qkv[o] = f2a(a2f(qkv[o]) * sqrtf(w));
 	}
 }
 
-void rattn_scale_forward(real *qkv, const real *w_std, const real *w_rec, int stride,
+void rattn_scale_forward(act_t *qkv, const real *w_std, const real *w_rec, int stride,
 			 int N, int C, int NH, int R)
 {
 	size_t n = (size_t)N * 2 * C;
@@ -58,8 +60,8 @@ __device__ __forceinline__ void chunk_rows(int N, int rows, int *r0, int *r1)
  * = sum dq' q' + dk' k' over the standard / reciprocal dimensions; then
  * dq' and dk' scaled to dq, dk in place.
  */
-__global__ void rattn_scale_bwd(double *__restrict__ part, float *__restrict__ dqkv,
-				const float *__restrict__ qkv, const float *__restrict__ w_std,
+__global__ void rattn_scale_bwd(double *__restrict__ part, act_t *__restrict__ dqkv,
+				const act_t *__restrict__ qkv, const float *__restrict__ w_std,
 				const float *__restrict__ w_rec, int stride, int N, int C, int NH,
 				int R, int rows)
 {
@@ -74,14 +76,15 @@ __global__ void rattn_scale_bwd(double *__restrict__ part, float *__restrict__ d
 		size_t r = r0 + x / (2 * D);
 		int part2 = (int)(x % (2 * D)) / D, d = (int)(x % D);
 		size_t o = r * 3 * (size_t)C + (size_t)part2 * C + (size_t)h * D + d;
-		double t = (double)dqkv[o] * qkv[o];
+		float g = a2f(dqkv[o]);
+		double t = (double)g * a2f(qkv[o]);
 
 		if (d < D - R) {
 			s_std += t;
-			dqkv[o] *= ss;
+			dqkv[o] = f2a(g * ss);
 		} else {
 			s_rec += t;
-			dqkv[o] *= sr;
+			dqkv[o] = f2a(g * sr);
 		}
 	}
 	s_std = block_sum(s_std, sh);
@@ -114,7 +117,7 @@ static int chunks_of(int N)
 	return N < CHUNKS ? (N > 0 ? N : 1) : CHUNKS;
 }
 
-void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qkv,
+void rattn_scale_backward(act_t *dqkv, real *dw_std, real *dw_rec, const act_t *qkv,
 			  const real *w_std, const real *w_rec, int stride, int N, int C,
 			  int NH, int R)
 {
@@ -132,8 +135,8 @@ void rattn_scale_backward(real *dqkv, real *dw_std, real *dw_rec, const real *qk
 }
 
 /* out = (1 - alpha[h]) y + alpha[h] v, (N, C). */
-__global__ void rattn_restart_fwd(float *__restrict__ out, const float *__restrict__ y,
-				  const float *__restrict__ qkv, const float *__restrict__ alpha,
+__global__ void rattn_restart_fwd(act_t *__restrict__ out, const act_t *__restrict__ y,
+				  const act_t *__restrict__ qkv, const float *__restrict__ alpha,
 				  size_t N, int C, int D)
 {
 	size_t n = N * (size_t)C;
@@ -144,11 +147,11 @@ __global__ void rattn_restart_fwd(float *__restrict__ out, const float *__restri
 		int c = (int)(i % C);
 		float a = alpha[c / D];
 
-		out[i] = (1 - a) * y[i] + a * qkv[r * 3 * (size_t)C + 2 * (size_t)C + c];
+		out[i] = f2a((1 - a) * a2f(y[i]) + a * a2f(qkv[r * 3 * (size_t)C + 2 * (size_t)C + c]));
 	}
 }
 
-void rattn_restart_forward(real *out, const real *y, const real *qkv, const real *alpha,
+void rattn_restart_forward(act_t *out, const act_t *y, const act_t *qkv, const real *alpha,
 			   int N, int C, int NH)
 {
 	size_t n = (size_t)N * C;
@@ -162,9 +165,9 @@ void rattn_restart_forward(real *out, const real *y, const real *qkv, const real
  * Block (h, k): part[k NH + h] = sum dout (v - y) over head h of the
  * chunk's rows; dv += alpha dout; dout *= 1 - alpha, in place.
  */
-__global__ void rattn_restart_bwd(double *__restrict__ part, float *__restrict__ dqkv,
-				  float *__restrict__ dout, const float *__restrict__ y,
-				  const float *__restrict__ qkv, const float *__restrict__ alpha,
+__global__ void rattn_restart_bwd(double *__restrict__ part, act_t *__restrict__ dqkv,
+				  act_t *__restrict__ dout, const act_t *__restrict__ y,
+				  const act_t *__restrict__ qkv, const float *__restrict__ alpha,
 				  int N, int C, int NH, int rows)
 {
 	__shared__ double sh[32];
@@ -176,11 +179,11 @@ __global__ void rattn_restart_bwd(double *__restrict__ part, float *__restrict__
 	for (size_t x = threadIdx.x; x < (size_t)(r1 > r0 ? r1 - r0 : 0) * D; x += blockDim.x) {
 		size_t r = r0 + x / D, o = r * C + (size_t)h * D + x % D;
 		size_t ov = r * 3 * (size_t)C + 2 * (size_t)C + (size_t)h * D + x % D;
-		float g = dout[o];
+		float g = a2f(dout[o]);
 
-		s += (double)g * (qkv[ov] - y[o]);
-		dqkv[ov] += a * g;
-		dout[o] = (1 - a) * g;
+		s += (double)g * (a2f(qkv[ov]) - a2f(y[o]));
+		dqkv[ov] = f2a(a2f(dqkv[ov]) + a * g);
+		dout[o] = f2a((1 - a) * g);
 	}
 	s = block_sum(s, sh);
 	if (threadIdx.x == 0)
@@ -200,8 +203,8 @@ __global__ void rattn_restart_bwd_alpha(float *dalpha, const double *part, int N
 	dalpha[h] += (float)s;
 }
 
-void rattn_restart_backward(real *dqkv, real *dalpha, real *dout, const real *y,
-			    const real *qkv, const real *alpha, int N, int C, int NH)
+void rattn_restart_backward(act_t *dqkv, real *dalpha, act_t *dout, const act_t *y,
+			    const act_t *qkv, const real *alpha, int N, int C, int NH)
 {
 	int chunks = chunks_of(N), rows = (N + chunks - 1) / chunks;
 	double *part;

@@ -23,8 +23,8 @@ __device__ __forceinline__ float m2z(float x)
 	return expf(fminf(fmaxf(a, -80.0f), 80.0f));
 }
 
-__global__ void rmlp_fwd(float *__restrict__ h, float *__restrict__ u,
-			 const float *__restrict__ pre, float s_std, float s_low, size_t N,
+__global__ void rmlp_fwd(act_t *__restrict__ h, act_t *__restrict__ u,
+			 const act_t *__restrict__ pre, float s_std, float s_low, size_t N,
 			 int Ds, int Rr, int mixer)
 {
 	size_t Dff = (size_t)Ds + Rr, n = N * Dff;
@@ -33,18 +33,18 @@ __global__ void rmlp_fwd(float *__restrict__ h, float *__restrict__ u,
 	     i += (size_t)gridDim.x * blockDim.x) {
 		size_t r = i / Dff;
 		int c = (int)(i % Dff);
-		float x = pre[i], g = x / (1.0f + m2z(x));
+		float x = a2f(pre[i]), g = x / (1.0f + m2z(x));
 
 		if (c < Ds)
-			h[i] = s_std * g;
+			h[i] = f2a(s_std * g);
 		else if (mixer)
-			u[r * Rr + (c - Ds)] = g;
+			u[r * Rr + (c - Ds)] = f2a(g);
 		else
-			h[i] = s_low * g;
+			h[i] = f2a(s_low * g);
 	}
 }
 
-void rmlp_act_forward(real *h, real *u, const real *pre, real s_std, real s_low,
+void rmlp_act_forward(act_t *h, act_t *u, const act_t *pre, real s_std, real s_low,
 		      int N, int Ds, int Rr, int mixer)
 {
 	size_t n = (size_t)N * (Ds + Rr);
@@ -57,8 +57,8 @@ void rmlp_act_forward(real *h, real *u, const real *pre, real s_std, real s_low,
  * dh -> dpre in place; part[2 * block] and part[2 * block + 1] get the
  * block's sums of dm GELU(x) over the standard and reciprocal columns.
  */
-__global__ void rmlp_bwd(float *__restrict__ dh, double *__restrict__ part,
-			 const float *__restrict__ pre, const float *__restrict__ du,
+__global__ void rmlp_bwd(act_t *__restrict__ dh, double *__restrict__ part,
+			 const act_t *__restrict__ pre, const act_t *__restrict__ du,
 			 float s_std, float s_low, size_t N, int Ds, int Rr)
 {
 	__shared__ double sh[32];
@@ -69,16 +69,16 @@ __global__ void rmlp_bwd(float *__restrict__ dh, double *__restrict__ part,
 	     i += (size_t)gridDim.x * blockDim.x) {
 		size_t r = i / Dff;
 		int c = (int)(i % Dff);
-		float x = pre[i], e = m2z(x), s = 1.0f / (1.0f + e), es = e * s;
+		float x = a2f(pre[i]), e = m2z(x), s = 1.0f / (1.0f + e), es = e * s;
 		float dg = s * (1.0f + 2.0f * GELU_K * x * es * (1.0f + 3.0f * GELU_C * x * x));
 		int low = c >= Ds;
-		float dm = low && du ? du[r * Rr + (c - Ds)] : dh[i];
+		float dm = a2f(low && du ? du[r * Rr + (c - Ds)] : dh[i]);
 
 		if (low)
 			al += (double)(dm * x * s);
 		else
 			as += (double)(dm * x * s);
-		dh[i] = (low ? s_low : s_std) * dm * dg;
+		dh[i] = f2a((low ? s_low : s_std) * dm * dg);
 	}
 	as = block_sum(as, sh);
 	al = block_sum(al, sh);
@@ -110,8 +110,8 @@ __global__ void rmlp_bwd_scalars(float *dw_std, float *dw_rec, float *dgate,
 	}
 }
 
-void rmlp_act_backward(real *dh, real *dfcb, real *dw_std, real *dw_rec, real *dgate,
-		       const real *pre, const real *du, real s_std, real s_low,
+void rmlp_act_backward(act_t *dh, real *dfcb, real *dw_std, real *dw_rec, real *dgate,
+		       const act_t *pre, const act_t *du, real s_std, real s_low,
 		       real w_rec, real gate, int N, int Ds, int Rr)
 {
 	double *part = (double *)kgpt_cuda_scratch(KGPT_SCRATCH_ATT, 2 * BLOCKS * sizeof(double));

@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 	printf("tokens=%d tokens_per_s=%.1f kv_bytes=%zu cache_bytes=%zu cache_alloc_bytes=%zu "
 	       "full_kv_bytes=%zu backend_peak_bytes=%zu backend=%s\n", n, n / s,
 	       gpt2_gen_bytes(&g, 1), gpt2_gen_bytes(&g, 0), alloc,
-	       kv_cache_bytes(GPT2_L, GPT2_C, n, sizeof(real), 1), kgpt_mem_peak(),
+	       kv_cache_bytes(GPT2_L, GPT2_C, n, sizeof(act_t), 1), kgpt_mem_peak(),
 	       kgpt_backend_name());
 	gpt2_gen_free(&g);
 	gpt2_free(&m);

@@ -17,8 +17,8 @@
  *      training on a task that needs the whole context, with a large
  *      lambda it falls to its floor;
  *  (h) the K and V bytes the generation caches allocate equal
- *      2 * n_layer * min(T, k) * n_embd * sizeof(real) (one sequence;
- *      V_ONLY: n_layer * (T + min(T, k)) * n_embd * sizeof(real)).
+ *      2 * n_layer * min(T, k) * n_embd * sizeof(act_t) (one sequence;
+ *      V_ONLY: n_layer * (T + min(T, k)) * n_embd * sizeof(act_t)).
  */
 #include <errno.h>
 #include <math.h>
@@ -183,9 +183,9 @@ static void test_cache(struct gpt2 *m)
 		long kl = gpt2_kv_budget(m, l);
 
 		want += kv_cache_bytes_mode(V_ONLY ? KVPRUNE_V_ONLY : KVPRUNE_KV, 1, GPT2_C,
-					    GPT2_T, kl, sizeof(real), 1);
+					    GPT2_T, kl, sizeof(act_t), 1);
 		kv += (size_t)(V_ONLY ? GPT2_T + (kl < GPT2_T ? kl : GPT2_T) :
-			       2 * (kl < GPT2_T ? kl : GPT2_T)) * GPT2_C * sizeof(real);
+			       2 * (kl < GPT2_T ? kl : GPT2_T)) * GPT2_C * sizeof(act_t);
 	}
 	ok(gpt2_gen_bytes(&g, 1) == kv && want == kv,
 	   "(h) K and V bytes allocated for one sequence: %zu = %s formula %zu = "

@@ -28,6 +28,18 @@
 #include "kernels/kernels.h"
 #include "kgpt/rng.h"
 #include "tests/tap.h"
+#include <stdio.h>
+
+#ifdef KGPT_ACT_BF16
+/* This test reads and writes activations on the host as reals, so it is
+ * for builds where act_t is real; tests/gpu/parity checks the bf16 CUDA
+ * build against the CPU instead. */
+int main(void)
+{
+	printf("1..0 # SKIP bf16 activations: this test reads activations as reals\n");
+	return 0;
+}
+#else
 
 #define C	GPT2_C
 #define NH	GPT2_NH
@@ -292,3 +304,4 @@ int main(void)
 	gpt2_free(&m);
 	return tap_done();
 }
+#endif /* KGPT_ACT_BF16 */
