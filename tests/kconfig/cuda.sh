@@ -101,7 +101,8 @@ build_tests=(
 	"without a GPU the trainer stops, saying what it needs"
 	"the float64 gradient test of the CUDA configuration passes"
 	"CUDA + KV-cache pruning: the trainer builds, with cuBLAS and no cblas_*"
-	"CONFIG_GPT2_AMP_DTYPE=\"bf16\": bf16 tensor-core products"
+	"CONFIG_GPT2_AMP_DTYPE=\"bf16\": nvcc and the model get bf16 activations"
+	"bf16 with R-MLP, the learned KV budget and RA: the trainer, generator and tests build without a warning"
 	"CONFIG_CUDA_TF32: TF32 tensor-core products"
 	"an architecture this nvcc does not compile for: the build names it"
 	"NVCC that is not an executable: the build says so"
@@ -207,16 +208,33 @@ else
 	fail "${build_tests[9]}" "exit status $RUN_RC (or nvcc ran again)" "$RUN_ALL"
 fi
 
-# The dtype and TF32 reach nvcc (one object each is enough to see it).
+# bf16: activations are act_t = bf16 in the backend and the model alike
+# (kernels/kernels.h); the whole build, with every mechanism that handles
+# activations, is the type check of that path (one architecture, to save
+# time). Then TF32 reaches nvcc (one object is enough to see it).
 obj=$o/build/cuda/kernels/cuda/gemm.o
-printf 'CONFIG_GPT2_AMP_DTYPE="bf16"\n' > "$tmp/bf16.frag"
+printf '%s\n' 'CONFIG_GPT2_AMP_DTYPE="bf16"' 'CONFIG_CUDA_ARCH="sm_90"' CONFIG_RMLP=y \
+	CONFIG_RMLP_USE_MIXER=y CONFIG_KV_PRUNE_LEARNED=y CONFIG_RA=y CONFIG_RA_R=3 \
+	CONFIG_RA_SELF_RESTART=y > "$tmp/bf16.frag"
 run kmake O="$o" mergeconfig F="$tmp/bf16.frag"
-run kmake O="$o" V=1 "$obj"
-like "$RUN_ALL" 'nvcc .*-DKGPT_CUDA_BF16' "${build_tests[10]}" || show_run
+run kmake O="$o" V=1 -j"$jobs" "$bin" "$o/build/generate" model-tests gpu-tests
+if [ "$RUN_RC" = 0 ] && printf '%s\n' "$RUN_ALL" | grep -q 'nvcc .*-DKGPT_CUDA_BF16 -DKGPT_ACT_BF16' &&
+   printf '%s\n' "$RUN_ALL" | grep -q -- '-DKGPT_ACT_BF16 .*-c .*/gpt2/gpt2\.c'; then
+	pass "${build_tests[10]}"
+else
+	fail "${build_tests[10]}" "exit status $RUN_RC" "$(printf '%s\n' "$RUN_ALL" | tail -20)"
+fi
+warn=$(printf '%s\n' "$RUN_ALL" | grep -E 'warning|error' | grep -v '"R" redefined' || true)
+if [ "$RUN_RC" = 0 ] && [ -z "$warn" ] && grep -qx 'CONFIG_RA=y' "$o/.config" &&
+   grep -qx 'CONFIG_KV_PRUNE_LEARNED=y' "$o/.config"; then
+	pass "${build_tests[11]}"
+else
+	fail "${build_tests[11]}" "exit status $RUN_RC" "$warn"
+fi
 printf 'CONFIG_GPT2_AMP_DTYPE="fp32"\nCONFIG_CUDA_TF32=y\n' > "$tmp/tf32.frag"
 run kmake O="$o" mergeconfig F="$tmp/tf32.frag"
 run kmake O="$o" V=1 "$obj"
-like "$RUN_ALL" 'nvcc .*-DKGPT_CUDA_TF32' "${build_tests[11]}" || show_run
+like "$RUN_ALL" 'nvcc .*-DKGPT_CUDA_TF32' "${build_tests[12]}" || show_run
 
 # An architecture nvcc no longer compiles for (CUDA 13 dropped sm_35):
 # refused before nvcc runs, naming the option and the entry.
@@ -225,16 +243,16 @@ run kmake O="$o" mergeconfig F="$tmp/old.frag"
 [ "$RUN_RC" = 0 ] && run kmake O="$o" "$bin"
 if [ "$RUN_RC" != 0 ] && printf '%s\n' "$RUN_ERR" | grep -q 'CONFIG_CUDA_ARCH=.*does not compile for sm_35'
 then
-	pass "${build_tests[12]}"
+	pass "${build_tests[13]}"
 else
-	fail "${build_tests[12]}" "exit status $RUN_RC" "$RUN_ALL"
+	fail "${build_tests[13]}" "exit status $RUN_RC" "$RUN_ALL"
 fi
 run kmake O="$o" NVCC=/nonexistent/nvcc "$bin"
 if [ "$RUN_RC" != 0 ] && printf '%s\n' "$RUN_ERR" | grep -q 'NVCC=/nonexistent/nvcc is not an executable'
 then
-	pass "${build_tests[13]}"
+	pass "${build_tests[14]}"
 else
-	fail "${build_tests[13]}" "exit status $RUN_RC" "$RUN_ALL"
+	fail "${build_tests[14]}" "exit status $RUN_RC" "$RUN_ALL"
 fi
 
 done_testing
