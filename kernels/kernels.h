@@ -82,6 +82,8 @@ struct kv_cache;	/* ra/kvprune.h */
 #if defined(KGPT_ACT_BF16) && defined(__CUDACC__)
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 act_t;	/* the backend's own type, same 2 bytes */
+#elif defined(KGPT_ACT_BF16) && defined(KGPT_ACT_HOST_BF16)
+typedef KGPT_ACT_HOST_BF16 act_t;	/* tests/cuda-emu: a host bf16 with conversions */
 #elif defined(KGPT_ACT_BF16)
 typedef struct kgpt_bf16 { uint16_t bits; } act_t;	/* opaque to host code */
 #else

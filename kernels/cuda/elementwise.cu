@@ -27,7 +27,9 @@
  * Column sums (kernels/cuda/cuda.h)
  */
 
+#ifndef COLSUM_CHUNKS	/* tests/cuda-emu sets fewer */
 #define COLSUM_CHUNKS	64
+#endif
 
 /* part[c][j] = sum of rows [c*rows, (c+1)*rows) of in's column j. */
 __global__ void colsum_part(float *__restrict__ part, const act_t *__restrict__ in, int N,
@@ -325,7 +327,9 @@ void scale_act_inplace(act_t *x, size_t n, real s)
  * block adds them.
  */
 
+#ifndef SUMSQ_BLOCKS	/* tests/cuda-emu sets fewer */
 #define SUMSQ_BLOCKS	1024
+#endif
 
 __global__ void sumsq_part(double *part, const float *__restrict__ g, size_t n)
 {

@@ -16,7 +16,9 @@
 
 #define THREADS		256
 #define MAX_BLOCKS	65536u
+#ifndef CHUNKS		/* tests/cuda-emu sets fewer */
 #define CHUNKS		64	/* fixed: the partial sums' order depends on it */
+#endif
 
 /* q and k of every row: dimension d of head h by sqrt(w_std) (d < D - R)
  * or sqrt(w_rec). */

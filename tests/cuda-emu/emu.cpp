@@ -36,8 +36,8 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> f)
 {
 	unsigned int n = block.x;
 
-	if (block.y != 1 || block.z != 1 || grid.z != 1 || n % 32 || n > 1024) {
-		fprintf(stderr, "cuda-emu: blocks of %u x %u x %u threads: only (32k, 1, 1)\n",
+	if (block.y != 1 || block.z != 1 || grid.z != 1 || !n || n > 1024) {
+		fprintf(stderr, "cuda-emu: blocks of %u x %u x %u threads: only (1..1024, 1, 1)\n",
 			block.x, block.y, block.z);
 		abort();
 	}
@@ -45,8 +45,9 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> f)
 	blockDim = block;
 	lanes.assign(n, 0);
 	warp_bars.clear();
-	for (unsigned int w = 0; w < n / 32; w++)
-		warp_bars.emplace_back(new std::barrier<>(32));
+	/* a last, partial warp exchanges among its own lanes only */
+	for (unsigned int w = 0; w < (n + 31) / 32; w++)
+		warp_bars.emplace_back(new std::barrier<>(n - 32 * w < 32 ? n - 32 * w : 32));
 	for (unsigned int by = 0; by < grid.y; by++)
 		for (unsigned int bx = 0; bx < grid.x; bx++) {
 			std::barrier<> bar(n);

@@ -35,4 +35,35 @@ is "$RUN_RC" 0 "every emulated kvcache.cu result agrees with the CPU backend" ||
 n=$(printf '%s\n' "$RUN_OUT" | grep -c '^ok ')
 is "$n" 7 "generation and walk: 7 configurations checked"
 printf '%s\n' "$RUN_OUT" | sed 's/^/# /'
+
+# The layer kernels (elementwise.cu, layernorm.cu, rmlp.cu, rattn.cu),
+# renamed emu_* (rename.h), with float32 and with bf16 activations
+# (KGPT_ACT_BF16), each against the CPU backend (test_layers.cpp). The
+# reductions' fixed grids are made smaller: a GPU thread is a host thread.
+small=(-DBLOCKS=8 -DSUMSQ_BLOCKS=8 -DCHUNKS=4 -DCOLSUM_CHUNKS=4)
+for act in fp32 bf16; do
+	flags=()
+	[ "$act" = bf16 ] && flags=(-DKGPT_ACT_BF16)
+	run bash -c 'dir=$1 src=$2 act=$3; shift 3
+		for f in elementwise layernorm rmlp rattn; do
+			"$@" -include "$src/tests/cuda-emu/rename.h" -x c++ \
+				-c "$src/kernels/cuda/$f.cu" -o "$dir/$act-$f.o" || exit 1
+		done' layers "$tmp" "$srctree" "$act" "${cxx[@]}" "${flags[@]}" "${small[@]}"
+	is "$RUN_RC" 0 "the layer kernels compile for the host emulation, $act activations" ||
+		{ show_run; continue; }
+	tflags=()
+	[ "$act" = bf16 ] && tflags=(-DEMU_BF16)
+	run "${cxx[@]}" "${tflags[@]}" -c "$srctree/tests/cuda-emu/test_layers.cpp" \
+		-o "$tmp/test-$act.o"
+	[ "$RUN_RC" = 0 ] && run g++ -pthread -fopenmp "$tmp/test-$act.o" "$tmp/$act"-*.o \
+		"$tmp/emu.o" "$lib/libkgpt.a" "$lib/libkgpt-cpu.a" -lm -o "$tmp/layers-$act"
+	is "$RUN_RC" 0 "the layer test links against the CPU backend, $act" ||
+		{ show_run; continue; }
+	run "$tmp/layers-$act"
+	is "$RUN_RC" 0 "every emulated layer kernel agrees with the CPU backend, $act activations" ||
+		show_run
+	n=$(printf '%s\n' "$RUN_OUT" | grep -c '^ok ')
+	is "$n" 12 "layers, $act: 12 checks"
+	printf '%s\n' "$RUN_OUT" | sed 's/^/# /'
+done
 done_testing

@@ -23,6 +23,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+
+#ifdef KGPT_ACT_BF16
+#include "emu_bf16.h"
+#define KGPT_ACT_HOST_BF16	emu_bf16
+#endif
 #include "kernels/kernels.h"
 
 struct dim3 {
@@ -67,6 +72,20 @@ template <typename T> T __shfl_xor_sync(unsigned int mask, T v, int lane_mask)
 
 /* Run f for every thread of a grid x block launch. */
 void emu_launch(dim3 grid, dim3 block, std::function<void()> f);
+
+/* The runtime calls the kernels' host code makes: copies are memcpy. */
+typedef int cudaError_t;
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDefault };
+static inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+{
+	(void)k;
+	memcpy(dst, src, n);
+	return 0;
+}
+#define CUDA_CHECK(call)	((void)(call))
+
+/* Column sums over rows (elementwise.cu), as kernels/cuda/cuda.h declares. */
+void kgpt_cuda_colsum(float *out, const act_t *in, int N, int n);
 
 #define KGPT_LAUNCH(k, grid, block, shmem, ...)					\
 	emu_launch(dim3(grid), dim3(block), [&]() { k(__VA_ARGS__); })
