@@ -240,10 +240,9 @@ static size_t plan_acts(struct gpt2 *m, char *base)
 #define TAKE(ptr, count) do { if (base) (ptr) = (void *)(base + off);		\
 			      off += (count) * sizeof(*(ptr));				\
 			      off = (off + 63) & ~(size_t)63; } while (0)
-#define TAKE_INT(ptr, count)	TAKE(ptr, count)
 
-	TAKE_INT(m->inputs, n);
-	TAKE_INT(m->targets, n);
+	TAKE(m->inputs, n);
+	TAKE(m->targets, n);
 	TAKE(m->encoded, n * c);
 	for (int l = 0; l < L; l++) {
 		struct gpt2_layer_acts *a = &m->layer[l];
@@ -259,7 +258,7 @@ static size_t plan_acts(struct gpt2 *m, char *base)
 			a->atto = a->atty;
 		TAKE(a->att_lse, b * NH * t);
 		if (IS_ENABLED(CONFIG_KV_CACHE_PRUNE))
-			TAKE_INT(a->kv_evict, b * NH * t);
+			TAKE(a->kv_evict, b * NH * t);
 		TAKE(a->res2, n * c);
 		TAKE(a->ln2, n * c);
 		TAKE(a->ln2_mean, n);
@@ -301,7 +300,6 @@ static size_t plan_acts(struct gpt2 *m, char *base)
 	TAKE(m->branch, n * c);
 	TAKE(m->lm_scratch, (size_t)LM_CHUNK * VP);
 #undef TAKE
-#undef TAKE_INT
 	return off;
 }
 
