@@ -74,9 +74,9 @@ void kgpt_cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const void
 /* dst (n act_t) = src (n floats), rounded (gemm.cu). */
 void kgpt_cuda_to_act(act_t *dst, const float *src, size_t n);
 
-/* The weight w (n floats, device) as act_t for a product: w itself where
- * act_t is float, else its bf16 rounding in scratch slot `slot`, valid
- * until the slot's next use (gemm.cu). */
-const act_t *kgpt_cuda_weight(const float *w, size_t n, int slot);
+/* x (n floats, device: a weight, the LM head's logit gradients) as act_t
+ * for a product: x itself where act_t is float, else its bf16 rounding
+ * in scratch slot `slot`, valid until the slot's next use (gemm.cu). */
+const act_t *kgpt_cuda_as_act(const float *x, size_t n, int slot);
 
 #endif /* KGPT_KERNELS_CUDA_H */

@@ -76,15 +76,15 @@ void kgpt_cuda_to_act(act_t *dst, const float *src, size_t n)
 		KGPT_LAUNCH(to_act, kgpt_blocks(n, 256, 65536), 256, 0, dst, src, n);
 }
 
-const act_t *kgpt_cuda_weight(const float *w, size_t n, int slot)
+const act_t *kgpt_cuda_as_act(const float *x, size_t n, int slot)
 {
 #ifdef KGPT_ACT_BF16
 	act_t *d = (act_t *)kgpt_cuda_scratch(slot, n * sizeof(act_t));
 
-	kgpt_cuda_to_act(d, w, n);
+	kgpt_cuda_to_act(d, x, n);
 	return d;
 #else
-	return w;
+	return x;
 #endif
 }
 
@@ -102,7 +102,7 @@ void kgpt_gemm_act(int ta, int tb, int M, int N, int K, real alpha, const act_t 
 	if (M <= 0 || N <= 0)
 		return;
 	/* op(W) is (K, N): stored (K, ldw) untransposed, (N, ldw) transposed */
-	w = kgpt_cuda_weight(W, span(tb, K, N, ldw), KGPT_SCRATCH_WEIGHT);
+	w = kgpt_cuda_as_act(W, span(tb, K, N, ldw), KGPT_SCRATCH_WEIGHT);
 	kgpt_cuda_gemm(ta, tb, M, N, K, alpha, A, KGPT_CUDA_ACT, lda, w, ldw, beta, C,
 		       KGPT_CUDA_ACT, ldc);
 }

@@ -52,7 +52,7 @@ static void lm_head(real *losses, act_t *dx, real *dwte, const act_t *x,
 		    const real *wte, const int *targets, real dloss, int N,
 		    int C, int V, int Vp, real *scratch, int chunk, int grad)
 {
-	const act_t *w = kgpt_cuda_weight(wte, (size_t)V * C, KGPT_SCRATCH_WEIGHT);
+	const act_t *w = kgpt_cuda_as_act(wte, (size_t)V * C, KGPT_SCRATCH_WEIGHT);
 	const cudaDataType_t A = KGPT_CUDA_ACT;
 
 	for (int n0 = 0; n0 < N; n0 += chunk) {
@@ -64,7 +64,7 @@ static void lm_head(real *losses, act_t *dx, real *dwte, const act_t *x,
 			    V, Vp, dloss, grad);
 		if (!grad)
 			continue;
-		dl = kgpt_cuda_weight(scratch, (size_t)cn * Vp, KGPT_SCRATCH_LOGITS);
+		dl = kgpt_cuda_as_act(scratch, (size_t)cn * Vp, KGPT_SCRATCH_LOGITS);
 		kgpt_cuda_gemm(0, 0, cn, C, V, 1, dl, A, Vp, w, C, 1, dx + (size_t)n0 * C, A, C);
 		kgpt_cuda_gemm(1, 0, V, C, cn, 1, dl, A, Vp, xc, C, 1, dwte, CUDA_R_32F, C);
 	}
